@@ -1,0 +1,3 @@
+"""Prompt-OIRL: query-dependent prompt evaluation and optimisation from offline logs."""
+
+__version__ = "0.1.0"

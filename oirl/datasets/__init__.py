@@ -1,0 +1,1 @@
+"""Benchmark files (fetch + verify), their loaders, and user log parsing."""
