@@ -45,6 +45,29 @@ class Settings(BaseSettings):
         default=None, description="Bearer token for admin and write routes; unset means they answer 403."
     )
 
+    # --- service: limits, serving and background jobs (owned by the service; see docs/service.md) ---
+    max_query_chars: int = Field(default=8_000, ge=1, description="Longest query text /v1/select accepts.")
+    max_candidates: int = Field(default=64, ge=1, description="Most candidate prompts per selection request.")
+    max_batch: int = Field(default=256, ge=1, description="Most queries per /v1/select/batch request.")
+    max_log_rows: int = Field(default=10_000, ge=1, description="Most rows per POST /v1/logs request.")
+    max_prompt_chars: int = Field(default=8_000, ge=1, description="Longest prompt text accepted.")
+    champion_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often each worker checks the champion alias and hot-swaps."
+    )
+    microbatch_max: int = Field(default=64, ge=1, description="Most queries the encoder takes in one pass.")
+    microbatch_wait_ms: float = Field(
+        default=0.0, ge=0, description="Extra wait to fill an encoder batch; 0 = take what queued meanwhile."
+    )
+    selection_cache_size: int = Field(default=20_000, ge=0, description="LRU entries of selection answers.")
+    job_heartbeat_seconds: float = Field(default=5.0, gt=0, description="Running jobs touch their row this often.")
+    job_stale_seconds: float = Field(
+        default=60.0, gt=0, description="A running job silent this long is failed by the reaper."
+    )
+    run_jobs: bool = Field(default=True, description="Run a background job worker thread inside the service.")
+    bootstrap_max_queries: int = Field(
+        default=3_000, ge=1, description="Training queries the `serve --bootstrap` first model sees (speed)."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'oirl.db'}"

@@ -1,0 +1,69 @@
+"""Repository for model versions and their aliases (champion, challenger).
+
+Versions are immutable rows; aliases are the only thing that moves, and every move is
+appended to ``alias_events`` so a rollback can find where the alias pointed before.
+Moving an alias locks its row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite serialises
+writers anyway), so two concurrent promotions cannot interleave their read and write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from oirl.store.models import Alias, AliasEvent, ModelVersion, utcnow
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+ALIASES = (CHAMPION, CHALLENGER)
+
+
+def next_version_id(session: Session) -> int:
+    from sqlalchemy import func
+
+    return int(session.execute(select(func.coalesce(func.max(ModelVersion.id), 0))).scalar_one()) + 1
+
+
+def add_version(session: Session, **fields: Any) -> ModelVersion:
+    """Insert a version row (``id`` may be given to match a directory already named for it)."""
+    version = ModelVersion(**fields)
+    session.add(version)
+    session.flush()
+    return version
+
+
+def get_version(session: Session, version_id: int) -> ModelVersion | None:
+    return session.get(ModelVersion, version_id)
+
+
+def list_versions(session: Session) -> list[ModelVersion]:
+    return list(session.execute(select(ModelVersion).order_by(ModelVersion.id.desc())).scalars())
+
+
+def aliases(session: Session) -> dict[str, int]:
+    return {a.name: a.version_id for a in session.execute(select(Alias)).scalars()}
+
+
+def alias_version_id(session: Session, name: str) -> int | None:
+    return session.execute(select(Alias.version_id).where(Alias.name == name)).scalar_one_or_none()
+
+
+def move_alias(session: Session, name: str, version_id: int, reason: str = "") -> int | None:
+    """Point ``name`` at ``version_id``; record the move; return the previous version id."""
+    row = session.execute(select(Alias).where(Alias.name == name).with_for_update()).scalar_one_or_none()
+    previous = row.version_id if row else None
+    if row is None:
+        session.add(Alias(name=name, version_id=version_id, updated_at=utcnow()))
+    else:
+        row.version_id = version_id
+        row.updated_at = utcnow()
+    session.add(AliasEvent(alias=name, version_id=version_id, previous_version_id=previous, reason=reason[:255]))
+    session.flush()
+    return previous
+
+
+def alias_history(session: Session, name: str, limit: int = 50) -> list[AliasEvent]:
+    stmt = select(AliasEvent).where(AliasEvent.alias == name).order_by(AliasEvent.id.desc()).limit(limit)
+    return list(session.execute(stmt).scalars())
