@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from oirl.store.models import Alias, AliasEvent, ModelVersion, utcnow
 
@@ -52,7 +52,9 @@ def alias_version_id(session: Session, name: str) -> int | None:
 
 def move_alias(session: Session, name: str, version_id: int, reason: str = "") -> int | None:
     """Point ``name`` at ``version_id``; record the move; return the previous version id."""
-    row = session.execute(select(Alias).where(Alias.name == name).with_for_update()).scalar_one_or_none()
+    # lazyload: the joined version would make PostgreSQL refuse FOR UPDATE on an outer join.
+    stmt = select(Alias).options(lazyload(Alias.version)).where(Alias.name == name).with_for_update()
+    row = session.execute(stmt).scalar_one_or_none()
     previous = row.version_id if row else None
     if row is None:
         session.add(Alias(name=name, version_id=version_id, updated_at=utcnow()))
