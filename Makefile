@@ -1,0 +1,48 @@
+# Two commands on a fresh clone:
+#   make run   set up .venv, fetch + import the benchmark logs, train and promote a first model, serve on :8000
+#   make test  set up .venv and run the whole test suite
+PY       ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+HOST     ?= 127.0.0.1
+PORT     ?= 8000
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: run test install lint bench bench-import bench-quality bench-serve clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+
+# torch first, pinned: the CPU wheel on these machines; an unpinned torch would pull CUDA packages.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e '.[dev,postgres]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/oirl serve --bootstrap --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+bench-import: install
+	$(BIN)/python benchmarks/import_speed.py
+
+bench-quality: install
+	$(BIN)/python benchmarks/quality.py
+
+bench-serve: install
+	$(BIN)/python benchmarks/serve.py
+
+bench: bench-import bench-quality bench-serve
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

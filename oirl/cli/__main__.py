@@ -1,0 +1,3 @@
+from oirl.cli import main
+
+main()

@@ -1,0 +1,91 @@
+"""Shared fixtures: isolated settings, a fresh database per test (SQLite always, PostgreSQL when
+OIRL_TEST_DATABASE_URL is set), and the real benchmark mirror when OIRL_TEST_MIRROR is set."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PG_ENV = "OIRL_TEST_DATABASE_URL"
+MIRROR_ENV = "OIRL_TEST_MIRROR"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own data home, so nothing touches ~/.local/share/prompt-oirl."""
+    from oirl.settings import get_settings
+
+    home = tmp_path_factory.mktemp("oirl-home")
+    monkeypatch.setenv("OIRL_HOME", str(home))
+    for var in ("OIRL_DATABASE_URL", "OIRL_MIRROR_DIR", "OIRL_BENCHMARK_DIR", "OIRL_ARTEFACT_DIR", "OIRL_ADMIN_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def mirror_dir() -> Path:
+    value = os.environ.get(MIRROR_ENV)
+    if not value:
+        pytest.skip(f"{MIRROR_ENV} is not set (directory with the real benchmark files)")
+    path = Path(value)
+    if not path.is_dir():
+        pytest.fail(f"{MIRROR_ENV}={value} is not a directory")
+    return path
+
+
+def _postgres_schema_url(base: str):
+    """Create a throwaway schema and return (url pinned to it via search_path, cleanup)."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    url = make_url(base)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    pinned = url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+
+    def cleanup() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+    return pinned, cleanup
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path) -> str:
+    """A fresh, empty database URL: a SQLite file, and a private PostgreSQL schema when configured."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set")
+    url, cleanup = _postgres_schema_url(base)
+    try:
+        yield url
+    finally:
+        cleanup()
+
+
+@pytest.fixture
+def store(database_url):
+    """A migrated database and its session factory."""
+    from oirl.store.engine import make_engine, make_session_factory
+    from oirl.store.migrate import upgrade
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
