@@ -1,0 +1,384 @@
+"""PPO for language models (Ziegler et al. 2019; Ouyang et al. 2022), in one file.
+
+One update = one rollout + several epochs of shuffled minibatches over it:
+  1. sample responses y ~ pi(.|x) at temperature T; cut after the first EOS, pad with a pad token != EOS
+  2. score s = RM(x, y) read at the EOS token; responses without EOS get `missing_eos_penalty` subtracted;
+     s is normalised with running moments and clipped
+  3. per-token reward r_t = -kl_coef * (log pi - log pi_ref)_t  (+ s on the last response token)
+  4. GAE (gamma = 1, lambda = 0.95) over response tokens with a separate value model; whitened advantages
+  5. clipped surrogate + clipped value loss, log-probs divided by T for policy and reference alike
+The KL coefficient is fixed or adapted toward a target KL (Ziegler et al.'s proportional controller).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from rlhf.modeling import encode_queries, logprobs_of, response_mask, sample
+from rlhf.utils import JsonlLogger, seed_everything
+
+RewardFn = Callable[[list[str], list[str]], torch.Tensor]  # (prompts, responses) -> scores [B]
+
+
+@dataclass
+class PPOConfig:
+    policy: str = ""
+    """local HF causal LM directory: the policy's initial weights (and the frozen reference)"""
+    reward_model: str = ""
+    """reward model directory (saved by `rlhf train-rm`, or a HF *ForSequenceClassification)"""
+    prompts: str = ""
+    """JSONL file whose lines have a `prompt` field (a preference-pairs file works)"""
+    value_model: str = ""
+    """HF model directory to initialise the value model from (must share the policy's tokenizer); empty = policy"""
+    output_dir: str = "runs/ppo"
+    """where metrics.jsonl, checkpoints and the final policy go"""
+    seed: int = 0
+    """seed of sampling, shuffling and prompt order; the same seed repeats a run exactly"""
+    total_updates: int = 100
+    """number of rollout + optimisation rounds"""
+    batch_size: int = 16
+    """prompts (= responses) per rollout"""
+    mini_batch_size: int = 4
+    """responses per gradient step"""
+    ppo_epochs: int = 4
+    """passes over each rollout, reshuffled every pass"""
+    max_prompt_length: int = 64
+    """prompt tokens kept (the most recent ones)"""
+    max_new_tokens: int = 24
+    """response length cap"""
+    temperature: float = 0.7
+    """sampling temperature; log-probs are computed from logits / temperature"""
+    lr: float = 1e-5
+    """AdamW learning rate for policy and value model"""
+    max_grad_norm: float = 1.0
+    """global gradient-norm clip"""
+    kl_coef: float = 0.05
+    """initial KL penalty coefficient (beta)"""
+    adaptive_kl: bool = False
+    """adapt kl_coef toward kl_target (Ziegler et al. 2019)"""
+    kl_target: float = 6.0
+    """target KL in nats per response, for the adaptive controller"""
+    kl_horizon: int = 10000
+    """horizon of the adaptive controller, in responses"""
+    gamma: float = 1.0
+    """discount over response tokens"""
+    lam: float = 0.95
+    """GAE lambda"""
+    cliprange: float = 0.2
+    """policy ratio clip epsilon"""
+    cliprange_value: float = 0.2
+    """value prediction clip around the rollout's values"""
+    vf_coef: float = 0.1
+    """weight of the value loss"""
+    normalize_scores: bool = True
+    """standardise scores with running mean/std before adding them to the reward"""
+    score_clip: float = 5.0
+    """clip (normalised) scores to [-score_clip, score_clip]; 0 = no clip"""
+    missing_eos_penalty: float = 1.0
+    """subtracted from the score of responses that never emit EOS"""
+    save_every: int = 0
+    """checkpoint every this many updates (0 = only at the end)"""
+    resume: bool = False
+    """continue from output_dir/checkpoint when it exists"""
+
+
+# ---------------------------------------------------------------------------- the maths, on tensors
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.to(x.dtype)
+    return (x * mask).sum() / mask.sum().clamp(min=1e-8)
+
+
+def masked_var(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Unbiased variance over the masked entries."""
+    mean = masked_mean(x, mask)
+    n = mask.sum()
+    return masked_mean((x - mean) ** 2, mask) * n / (n - 1)
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
+    """(x - mean) / std over the masked entries only; pads neither count nor change."""
+    mean, var = masked_mean(x, mask), masked_var(x, mask)
+    out = (x - mean) * torch.rsqrt(var + 1e-8)
+    if not shift_mean:
+        out = out + mean
+    return out * mask
+
+
+def kl_k1(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token KL estimate log p - log q for y ~ p (unbiased, can be negative)."""
+    return logp - ref_logp
+
+
+def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Schulman's k3 = (q/p - 1) - log(q/p) for y ~ p (unbiased, always >= 0)."""
+    log_ratio = ref_logp - logp
+    return log_ratio.exp() - 1 - log_ratio
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
+        lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over response tokens [B, T].
+
+    Values and rewards past a sequence's end are zeroed, so the value after the last real token is 0
+    (the episode ends there). Returns (advantages, returns = advantages + values).
+    """
+    rewards, values = rewards * mask, values * mask
+    last = torch.zeros_like(rewards[:, 0])
+    adv = torch.zeros_like(rewards)
+    for t in reversed(range(rewards.shape[1])):
+        next_value = values[:, t + 1] if t + 1 < rewards.shape[1] else torch.zeros_like(last)
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        last = delta + gamma * lam * last
+        adv[:, t] = last
+    adv = adv * mask
+    return adv, adv + values
+
+
+def policy_loss(logp, old_logp, advantages, mask, cliprange: float):
+    """Clipped surrogate: mean over tokens of max(-A r, -A clip(r, 1-eps, 1+eps)), r = pi/pi_old."""
+    ratio = (logp - old_logp).exp()
+    loss1 = -advantages * ratio
+    loss2 = -advantages * ratio.clamp(1 - cliprange, 1 + cliprange)
+    loss = masked_mean(torch.max(loss1, loss2), mask)
+    with torch.no_grad():
+        clipfrac = masked_mean((loss2 > loss1).float(), mask)
+        approxkl = 0.5 * masked_mean((logp - old_logp) ** 2, mask)
+    return loss, {"policy/clipfrac": clipfrac.item(), "policy/approxkl": approxkl.item(),
+                  "val/ratio": masked_mean(ratio.detach(), mask).item()}
+
+
+def value_loss(vpred, old_values, returns, mask, cliprange_value: float):
+    """0.5 * max((v - R)^2, (clip(v, v_old - c, v_old + c) - R)^2), masked mean."""
+    vclipped = old_values + (vpred - old_values).clamp(-cliprange_value, cliprange_value)
+    loss1, loss2 = (vpred - returns) ** 2, (vclipped - returns) ** 2
+    loss = 0.5 * masked_mean(torch.max(loss1, loss2), mask)
+    return loss, {"val/clipfrac": masked_mean((loss2 > loss1).float(), mask).item()}
+
+
+class FixedKLController:
+    def __init__(self, value: float):
+        self.value = value
+
+    def update(self, current_kl: float, n_steps: int) -> None:
+        pass
+
+
+class AdaptiveKLController:
+    """beta <- beta * (1 + clip(KL / target - 1, -0.2, 0.2) * n / horizon) (Ziegler et al. 2019)."""
+
+    def __init__(self, value: float, target: float, horizon: int):
+        self.value, self.target, self.horizon = value, target, horizon
+
+    def update(self, current_kl: float, n_steps: int) -> None:
+        error = min(max(current_kl / self.target - 1, -0.2), 0.2)
+        self.value *= 1 + error * n_steps / self.horizon
+
+
+class RunningMoments:
+    """Running mean/std of scores (Chan et al.'s parallel update), for reward normalisation."""
+
+    def __init__(self):
+        self.mean, self.var, self.count = 0.0, 1.0, 1e-8
+
+    def update(self, x: torch.Tensor) -> None:
+        b_mean, b_var, b_n = x.mean().item(), x.var(unbiased=False).item(), x.numel()
+        delta, total = b_mean - self.mean, self.count + b_n
+        self.var = (self.var * self.count + b_var * b_n + delta**2 * self.count * b_n / total) / total
+        self.mean, self.count = self.mean + delta * b_n / total, total
+
+    @property
+    def std(self) -> float:
+        return max(self.var, 1e-8) ** 0.5
+
+
+# ---------------------------------------------------------------------------- the trainer
+class PPOTrainer:
+    """Policy (causal LM) + frozen reference + separate value model (a `RewardModel`-shaped scalar head)."""
+
+    def __init__(self, cfg: PPOConfig, policy, tokenizer, value_model, reward_fn: RewardFn, prompts: list[str],
+                 ref_policy=None, progress: bool = True):
+        if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+            raise ValueError("the policy tokenizer needs a pad token distinct from EOS (see rlhf.modeling)")
+        if cfg.batch_size % cfg.mini_batch_size:
+            raise ValueError("batch_size must be a multiple of mini_batch_size")
+        if not prompts:
+            raise ValueError("no prompts to train on")
+        self.cfg, self.policy, self.tok, self.value_model = cfg, policy.eval(), tokenizer, value_model.eval()
+        self.reward_fn, self.prompts, self.progress = reward_fn, prompts, progress
+        self.ref = (ref_policy if ref_policy is not None else copy.deepcopy(policy)).eval().requires_grad_(False)
+        self.generator = seed_everything(cfg.seed)
+        params = [p for p in list(policy.parameters()) + list(value_model.parameters()) if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=cfg.lr, eps=1e-5)
+        self.kl_ctl = (AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl
+                       else FixedKLController(cfg.kl_coef))
+        self.moments = RunningMoments()
+        self.update_idx = 0
+        self.out = Path(cfg.output_dir)
+        self.logger = JsonlLogger(self.out / "metrics.jsonl")
+        if cfg.resume and (self.out / "checkpoint").is_dir():
+            self.load_checkpoint(self.out / "checkpoint")
+
+    def next_prompts(self) -> list[str]:
+        """Prompt order is a function of (seed, update index) alone, so a resumed run sees the same batches."""
+        n, b = len(self.prompts), self.cfg.batch_size
+        per_epoch = max(1, n // b)
+        epoch, k = divmod(self.update_idx, per_epoch)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch))
+        idx = [perm[(k * b + i) % n].item() for i in range(b)]
+        return [self.prompts[i] for i in idx]
+
+    @torch.no_grad()
+    def rollout(self, prompts: list[str]) -> dict:
+        cfg, tok = self.cfg, self.tok
+        query, qmask = encode_queries(tok, prompts, cfg.max_prompt_length)  # [B, Lq]
+        responses = sample(self.policy, query, qmask, cfg.max_new_tokens, cfg.temperature, tok.eos_token_id,
+                           tok.pad_token_id, self.generator)  # [B, R]
+        mask = response_mask(responses, tok.eos_token_id)  # [B, R], True through the first EOS
+        responses = responses.masked_fill(~mask, tok.pad_token_id)
+        logp = logprobs_of(self.policy, query, qmask, responses, mask, cfg.temperature)
+        ref_logp = logprobs_of(self.ref, query, qmask, responses, mask, cfg.temperature)
+        full_mask = torch.cat([qmask, mask.long()], dim=1)
+        values = self.value_model.values(torch.cat([query, responses], 1), full_mask)
+        values = values[:, query.shape[1] - 1: -1]  # [B, R]: V(state before each response token)
+
+        texts = [tok.decode(r[m & (r != tok.eos_token_id)], skip_special_tokens=True)
+                 for r, m in zip(responses, mask, strict=True)]
+        raw_scores = torch.as_tensor(self.reward_fn(prompts, texts), dtype=torch.float32).reshape(-1)  # [B]
+        has_eos = (responses == tok.eos_token_id).any(-1)
+        scores = raw_scores - cfg.missing_eos_penalty * (~has_eos).float()
+        if cfg.normalize_scores:
+            self.moments.update(scores)
+            scores = (scores - self.moments.mean) / self.moments.std
+        if cfg.score_clip > 0:
+            scores = scores.clamp(-cfg.score_clip, cfg.score_clip)
+
+        m = mask.float()
+        kl = kl_k1(logp, ref_logp) * m  # [B, R]
+        rewards = -self.kl_ctl.value * kl
+        last = mask.long().sum(-1) - 1  # index of the EOS (or of the final token when there is none)
+        rewards[torch.arange(len(last)), last] += scores
+        adv, returns = gae(rewards, values, m, cfg.gamma, cfg.lam)
+        adv = masked_whiten(adv, m)
+        stats = {
+            "objective/kl": kl.sum(1).mean().item(),
+            "objective/kl_k3": (kl_k3(logp, ref_logp) * m).sum(1).mean().item(),
+            "objective/scores": raw_scores.mean().item(),
+            "objective/scores_penalised": (raw_scores - cfg.missing_eos_penalty * (~has_eos).float()).mean().item(),
+            "objective/non_score_reward": (-self.kl_ctl.value * kl).sum(1).mean().item(),
+            "objective/kl_coef": self.kl_ctl.value,
+            "objective/eos_rate": has_eos.float().mean().item(),
+            "objective/response_length": m.sum(1).mean().item(),
+        }
+        return dict(query=query, qmask=qmask, responses=responses, mask=mask, logp=logp, values=values,
+                    adv=adv, returns=returns, stats=stats, texts=texts)
+
+    def optimise(self, batch: dict) -> dict:
+        cfg = self.cfg
+        agg: dict[str, list[float]] = {}
+        for _ in range(cfg.ppo_epochs):
+            perm = torch.randperm(cfg.batch_size, generator=self.generator)
+            for idx in perm.split(cfg.mini_batch_size):
+                q, qm, r, m = batch["query"][idx], batch["qmask"][idx], batch["responses"][idx], batch["mask"][idx]
+                logp, entropy = logprobs_of(self.policy, q, qm, r, m, cfg.temperature, with_entropy=True)
+                vpred = self.value_model.values(torch.cat([q, r], 1), torch.cat([qm, m.long()], 1))
+                vpred = vpred[:, q.shape[1] - 1: -1]  # [b, R]
+                pg_loss, pg_stats = policy_loss(logp, batch["logp"][idx], batch["adv"][idx], m, cfg.cliprange)
+                vf_loss, vf_stats = value_loss(vpred, batch["values"][idx], batch["returns"][idx], m,
+                                               cfg.cliprange_value)
+                loss = pg_loss + cfg.vf_coef * vf_loss
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]],
+                                               cfg.max_grad_norm)
+                self.opt.step()
+                step_stats = {"loss/policy": pg_loss.item(), "loss/value": vf_loss.item(),
+                              "policy/entropy": masked_mean(entropy.detach(), m).item(), **pg_stats, **vf_stats}
+                for k, v in step_stats.items():
+                    agg.setdefault(k, []).append(v)
+        return {k: sum(v) / len(v) for k, v in agg.items()}
+
+    def step(self) -> dict:
+        t0 = time.perf_counter()
+        batch = self.rollout(self.next_prompts())
+        stats = {**batch["stats"], **self.optimise(batch)}
+        self.kl_ctl.update(stats["objective/kl"], self.cfg.batch_size)
+        self.update_idx += 1
+        stats.update({"update": self.update_idx, "time/update_s": time.perf_counter() - t0,
+                      "sample": batch["texts"][0]})
+        return self.logger.log(stats)
+
+    def train(self) -> list[dict]:
+        history = []
+        bar = tqdm(total=self.cfg.total_updates, initial=self.update_idx, desc="ppo", disable=not self.progress)
+        while self.update_idx < self.cfg.total_updates:
+            s = self.step()
+            history.append(s)
+            bar.update(1)
+            bar.set_postfix(score=f"{s['objective/scores']:.3f}", kl=f"{s['objective/kl']:.2f}")
+            if self.cfg.save_every and self.update_idx % self.cfg.save_every == 0:
+                self.save_checkpoint(self.out / "checkpoint")
+        bar.close()
+        self.save_checkpoint(self.out / "checkpoint")
+        return history
+
+    # ------------------------------------------------------------------------ checkpoint / resume
+    def save_checkpoint(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        self.policy.save_pretrained(str(tmp / "policy"))
+        self.tok.save_pretrained(str(tmp / "policy"))
+        self.value_model.save_pretrained(tmp / "value")
+        torch.save({"optimizer": self.opt.state_dict(), "kl_coef": self.kl_ctl.value,
+                    "moments": vars(self.moments), "generator": self.generator.get_state(),
+                    "update": self.update_idx}, tmp / "trainer_state.pt")
+        (tmp / "config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
+        if path.exists():  # swap in the complete checkpoint only once it is fully written
+            old = path.with_name(path.name + ".old")
+            path.rename(old)
+            tmp.rename(path)
+            _rmtree(old)
+        else:
+            tmp.rename(path)
+
+    def load_checkpoint(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        from rlhf.reward import HEAD_FILE
+
+        # from_pretrained handles sharding and tied weights for any architecture
+        self.policy.load_state_dict(type(self.policy).from_pretrained(str(path / "policy")).state_dict())
+        value_backbone = type(self.value_model.model).from_pretrained(str(path / "value"))
+        self.value_model.model.load_state_dict(value_backbone.state_dict())
+        self.value_model.head.load_state_dict(load_file(str(path / "value" / HEAD_FILE)))
+        state = torch.load(path / "trainer_state.pt", weights_only=False)
+        self.opt.load_state_dict(state["optimizer"])
+        self.kl_ctl.value = state["kl_coef"]
+        vars(self.moments).update(state["moments"])
+        self.generator.set_state(state["generator"])
+        self.update_idx = state["update"]
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def build_trainer(cfg: PPOConfig, progress: bool = True) -> PPOTrainer:
+    """Everything from paths: policy + reference from `cfg.policy`, the reward model, the value model."""
+    from rlhf.data import load_prompts
+    from rlhf.modeling import load_causal_lm
+    from rlhf.reward import RewardModel
+
+    policy, tok = load_causal_lm(cfg.policy)
+    ref, _ = load_causal_lm(cfg.policy, tok)
+    rm = RewardModel.from_pretrained(cfg.reward_model).eval().requires_grad_(False)
+    value = RewardModel.from_backbone(cfg.value_model or cfg.policy)
+    return PPOTrainer(cfg, policy, tok, value, rm.score_texts, load_prompts(cfg.prompts), ref, progress)
