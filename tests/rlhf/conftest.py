@@ -28,11 +28,6 @@ def tiny_policy_dir(tmp_path_factory):
     return path
 
 
-def a_fraction(prompts, texts):
-    """The known synthetic reward: fraction of 'a' characters in the response."""
-    return torch.tensor([t.count("a") / max(len(t), 1) for t in texts])
-
-
 @pytest.fixture
 def mirror():
     root = os.environ.get("OIRL_TEST_MIRROR")
