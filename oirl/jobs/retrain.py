@@ -14,7 +14,6 @@ no trace in the registry.
 from __future__ import annotations
 
 import hashlib
-import math
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from oirl.jobs.data import store_logs
-from oirl.jobs.runner import JobError
+from oirl.jobs.runner import JobError, json_safe
 from oirl.registry import ModelRegistry
 from oirl.registry.live import LoadedModel
 from oirl.store.registry_repo import CHALLENGER
@@ -136,18 +135,7 @@ def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, c
     with tempfile.TemporaryDirectory(prefix="oirl-train-") as tmp:
         out = Path(tmp) / "model"
         trained.model.save(out, metrics=metrics, extra={"policy": policy.to_dict()})
-        info = registry.register(out, metrics=_json_safe(metrics), data_snapshot=snapshot, job_id=job_id,
+        info = registry.register(out, metrics=json_safe(metrics), data_snapshot=snapshot, job_id=job_id,
                                  alias=alias)
     progress(1.0)
     return info, metrics
-
-
-def _json_safe(value):
-    """JSON columns cannot hold inf/NaN portably."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -13,6 +13,7 @@ half-written in use.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -53,6 +54,19 @@ class JobContext:
         with transaction(self.runner.factory) as s:
             if not repo.heartbeat(s, self.job_id, self.runner.worker_id, self._progress):
                 raise JobLost(f"job {self.job_id} is no longer running on this worker")
+
+
+def json_safe(value):
+    """JSON columns cannot hold inf/NaN portably (PostgreSQL refuses them): make them null."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return json_safe(value.item())
+    return value
 
 
 Handler = Callable[[JobContext], dict[str, Any]]
@@ -121,7 +135,7 @@ class JobRunner:
         self.busy = True
         result, error = None, None
         try:
-            result = self.handlers[kind](ctx)
+            result = json_safe(self.handlers[kind](ctx))
         except JobLost as exc:
             log.warning("%s", exc)
             return

@@ -1,0 +1,1 @@
+"""The Prompt-OIRL HTTP service (FastAPI), thin over the ``oirl`` library."""

@@ -1,0 +1,80 @@
+"""Prometheus metrics with bounded label sets: route templates (never raw paths), no query text.
+
+One ``CollectorRegistry`` per app instance, so several apps in one process (tests) never clash.
+The HTTP middleware is plain ASGI (no BaseHTTPMiddleware) to keep the per-request cost tiny.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.latency = Histogram("oirl_http_request_duration_seconds", "HTTP request latency by route template.",
+                                 ["method", "route", "status"], buckets=LATENCY_BUCKETS, registry=r)
+        self.selections = Counter("oirl_selections_total", "Prompt selections by outcome "
+                                  "(model: the model's choice; fallback: the safe default).", ["outcome"], registry=r)
+        self.cache = Counter("oirl_selection_cache_total", "Selection cache lookups.", ["result"], registry=r)
+        self.encoder_batch = Histogram("oirl_encoder_batch_size", "Queries per encoder pass (micro-batching).",
+                                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r)
+        self.model_info = Gauge("oirl_model_info", "The model version this worker serves (value 1).",
+                                ["version", "embedder"], registry=r)
+        self.model_swaps = Counter("oirl_model_swaps_total", "Champion hot-swaps in this worker.", registry=r)
+        self.jobs_finished = Counter("oirl_jobs_finished_total", "Jobs this worker finished.", ["kind", "status"],
+                                     registry=r)
+
+    def set_model(self, version: int, embedder: str) -> None:
+        self.model_info.clear()  # exactly one series: the version being served
+        self.model_info.labels(version=str(version), embedder=embedder).set(1)
+        self.model_swaps.inc()
+
+    def add_job_counts(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+        """Jobs by kind and status, read from the store at scrape time (shared by every worker)."""
+
+        class _Jobs:
+            def collect(self):
+                fam = GaugeMetricFamily("oirl_jobs", "Jobs in the store by kind and status.", labels=["kind", "status"])
+                try:
+                    for (kind, status), n in sorted(counts().items()):
+                        fam.add_metric([kind, status], n)
+                except Exception:  # the store being down must not break /metrics
+                    pass
+                yield fam
+
+        self.registry.register(_Jobs())
+
+
+class MetricsMiddleware:
+    def __init__(self, app, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            self.metrics.latency.labels(method, template, str(status)).observe(time.perf_counter() - start)

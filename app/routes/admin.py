@@ -1,0 +1,67 @@
+"""Admin: retrain as a job, read jobs, promote a version, roll back. All need the admin token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import AdminDep, ServiceDep
+from app.errors import ProblemError
+from app.routes import AUTH, problems
+from app.schemas.common import JobAccepted, JobOut
+from app.schemas.jobs import RetrainIn
+from app.schemas.models import AliasMoveOut, PromoteIn, RollbackIn
+from oirl.jobs import RETRAIN
+from oirl.registry import ArtefactChecksumError, PromotionRefused, VersionNotFound
+from oirl.store import jobs_repo
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminDep])
+
+
+def job_out(job) -> JobOut:
+    return JobOut(id=job.id, kind=job.kind, status=job.status, progress=job.progress, params=job.params or {},
+                  result=job.result, error=job.error, created_at=job.created_at, started_at=job.started_at,
+                  heartbeat_at=job.heartbeat_at, finished_at=job.finished_at)
+
+
+@router.post("/retrain", response_model=JobAccepted, status_code=202, responses=problems(422, *AUTH),
+             summary="Train a challenger on the logged training rows (a background job)")
+def retrain(body: RetrainIn, service: ServiceDep) -> JobAccepted:
+    job_id = service.runner.submit(RETRAIN, body.model_dump())
+    return JobAccepted(id=job_id, status="queued", status_url=f"/admin/jobs/{job_id}")
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=problems(404, *AUTH), summary="A job's status")
+def get_job(job_id: str, service: ServiceDep) -> JobOut:
+    with service.factory() as s:
+        job = jobs_repo.get_job(s, job_id)
+        if job is None:
+            raise ProblemError(404, f"no job {job_id}")
+        return job_out(job)
+
+
+@router.post("/models/{version}/promote", response_model=AliasMoveOut, responses=problems(404, 409, *AUTH),
+             summary="Make a version the champion (gated: not worse than the champion on the same split)")
+async def promote(version: int, service: ServiceDep, body: PromoteIn | None = None) -> AliasMoveOut:
+    body = body or PromoteIn()
+    try:
+        # Hashing the artefact directory is file I/O: keep it off the event loop.
+        move = await run_in_threadpool(service.registry.promote, version, force=body.force, reason=body.reason)
+    except VersionNotFound as exc:
+        raise ProblemError(404, str(exc)) from exc
+    except (PromotionRefused, ArtefactChecksumError) as exc:
+        raise ProblemError(409, str(exc)) from exc
+    await run_in_threadpool(service.watcher.refresh)  # this worker swaps now; the others within a poll
+    return AliasMoveOut(alias=move.alias, version=move.version, previous=move.previous)
+
+
+@router.post("/models/rollback", response_model=AliasMoveOut, responses=problems(409, *AUTH),
+             summary="Return the champion to the version before the last promotion")
+async def rollback(service: ServiceDep, body: RollbackIn | None = None) -> AliasMoveOut:
+    body = body or RollbackIn()
+    try:
+        move = await run_in_threadpool(service.registry.rollback, body.reason)
+    except PromotionRefused as exc:
+        raise ProblemError(409, str(exc)) from exc
+    await run_in_threadpool(service.watcher.refresh)
+    return AliasMoveOut(alias=move.alias, version=move.version, previous=move.previous)

@@ -1,0 +1,55 @@
+"""POST /v1/evaluations, GET /v1/evaluations/{id} and its plot: offline evaluation as a job."""
+
+from __future__ import annotations
+
+import base64
+
+from fastapi import APIRouter, Response
+
+from app.deps import AdminDep, ServiceDep
+from app.errors import ProblemError
+from app.routes import AUTH, problems
+from app.schemas.common import JobAccepted
+from app.schemas.jobs import EvaluationIn, EvaluationOut
+from oirl.jobs import EVALUATION
+from oirl.store import jobs_repo
+
+router = APIRouter(prefix="/v1/evaluations", tags=["evaluations"])
+
+
+def _job(service, eval_id: str):
+    with service.factory() as s:
+        job = jobs_repo.get_job(s, eval_id)
+    if job is None or job.kind != EVALUATION:
+        raise ProblemError(404, f"no evaluation {eval_id}")
+    return job
+
+
+@router.post("", response_model=JobAccepted, status_code=202, dependencies=[AdminDep],
+             responses=problems(422, *AUTH), summary="Start an offline evaluation (a background job)")
+def start(body: EvaluationIn, service: ServiceDep) -> JobAccepted:
+    job_id = service.runner.submit(EVALUATION, body.model_dump())
+    return JobAccepted(id=job_id, status="queued", status_url=f"/v1/evaluations/{job_id}")
+
+
+@router.get("/{eval_id}", response_model=EvaluationOut, responses=problems(404),
+            summary="Status; once succeeded, the metrics table and a link to its plot")
+def get(eval_id: str, service: ServiceDep) -> EvaluationOut:
+    job = _job(service, eval_id)
+    result = job.result or {}
+    done = job.status == "succeeded"
+    return EvaluationOut(id=job.id, kind=job.kind, status=job.status, progress=job.progress, params=job.params or {},
+                         result=None, error=job.error, created_at=job.created_at, started_at=job.started_at,
+                         heartbeat_at=job.heartbeat_at, finished_at=job.finished_at,
+                         report=result.get("report") if done else None,
+                         plot_url=f"/v1/evaluations/{job.id}/plot.png" if done else None)
+
+
+@router.get("/{eval_id}/plot.png", response_class=Response, summary="The evaluation's chart (PNG)",
+            responses={200: {"content": {"image/png": {}}}, **problems(404, 409)})
+def plot(eval_id: str, service: ServiceDep) -> Response:
+    job = _job(service, eval_id)
+    if job.status != "succeeded":
+        raise ProblemError(409, f"evaluation {eval_id} is {job.status}; the plot exists once it has succeeded")
+    return Response(base64.b64decode(job.result["plot_png_base64"]), media_type="image/png",
+                    headers={"Cache-Control": "max-age=86400, immutable"})

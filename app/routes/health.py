@@ -1,0 +1,36 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import ServiceDep
+from app.errors import problem
+from app.routes import problems
+from app.schemas.health import Health, Readiness
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Readiness, responses=problems(503),
+            summary="Readiness: store reachable, champion loaded, embedder warm")
+async def readyz(service: ServiceDep):
+    reasons = await run_in_threadpool(service.readiness)
+    if reasons:
+        return problem(503, "not ready: " + "; ".join(reasons), headers={"Retry-After": "2"})
+    current = service.watcher.current
+    return Readiness(ready=True, model_version=current.version, embedder=service.embedder.identity.key, reasons=[])
+
+
+@router.get("/metrics", response_class=Response, summary="Prometheus metrics",
+            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+async def metrics(service: ServiceDep) -> Response:
+    body = await run_in_threadpool(generate_latest, service.metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,100 @@
+"""POST /v1/select and /v1/select/batch: the best prompt per query, no LLM call."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from app.deps import ChampionDep, ServiceDep
+from app.errors import ProblemError
+from app.routes import problems
+from app.schemas.select import (
+    BatchSelectRequest,
+    BatchSelectResponse,
+    CandidateIn,
+    SelectRequest,
+    SelectResponse,
+)
+from app.selection import Candidate, Item
+from app.service import Service
+from oirl.registry import LoadedModel
+
+router = APIRouter(prefix="/v1", tags=["selection"])
+JSON = "application/json"
+
+
+def check_query(service: Service, query: str, where: str = "query") -> None:
+    limit = service.settings.max_query_chars
+    if not query.strip():
+        raise ProblemError(422, f"{where} is empty")
+    if len(query) > limit:
+        raise ProblemError(422, f"{where} is {len(query):,} characters, over the limit of {limit:,} "
+                                "(OIRL_MAX_QUERY_CHARS)")
+
+
+def resolve_candidates(service: Service, candidates: list[CandidateIn] | None) -> tuple[Candidate, ...]:
+    s = service.settings
+    if candidates is None:
+        active = service.prompts.active()
+        if not active:
+            raise ProblemError(422, "no candidates given and no active registered prompts (POST /v1/prompts)")
+        return active[: s.max_candidates]
+    if not candidates:
+        raise ProblemError(422, "candidates is empty; omit it to use the registered prompts")
+    if len(candidates) > s.max_candidates:
+        raise ProblemError(422, f"{len(candidates)} candidates, over the limit of {s.max_candidates} "
+                                "(OIRL_MAX_CANDIDATES)")
+    out, unknown = [], []
+    for n, c in enumerate(candidates):
+        if c.id is not None:
+            found = service.prompts.by_id(c.id)
+            if found is None:
+                unknown.append(str(c.id))
+            else:
+                out.append(found)
+        else:
+            if not c.text.strip():
+                raise ProblemError(422, f"candidates.{n}.text is empty")
+            if len(c.text) > s.max_prompt_chars:
+                raise ProblemError(422, f"candidates.{n}.text is over the limit of {s.max_prompt_chars:,} characters")
+            out.append(Candidate(service.prompts.id_of(c.text), c.text))
+    if unknown:
+        raise ProblemError(422, f"unknown prompt id(s): {', '.join(unknown)} (see GET /v1/prompts)")
+    return tuple(dict.fromkeys(out))  # the same prompt twice would only duplicate the ranking
+
+
+def check_llm(model: LoadedModel, llm: str | None) -> None:
+    trained_on = model.info.data_snapshot.get("llm")
+    if llm is not None and trained_on is not None and llm != trained_on:
+        raise ProblemError(422, f"the serving model v{model.version} was trained on logs of llm {trained_on!r}, "
+                                f"not {llm!r}")
+
+
+@router.post("/select", response_model=SelectResponse, summary="Best prompt for one query",
+             responses={200: {"headers": {"X-Model-Version": {"schema": {"type": "integer"}}}},
+                        **problems(422, 503)})
+async def select(body: SelectRequest, service: ServiceDep, model: ChampionDep) -> Response:
+    check_query(service, body.query)
+    check_llm(model, body.llm)
+    cands = resolve_candidates(service, body.candidates)
+    answer = await service.selector.select(Item(model, body.query, cands, body.top_k))
+    # Pre-serialised bytes: the cached path skips re-validating and re-encoding the answer.
+    return Response(answer.body, media_type=JSON, headers={"X-Model-Version": str(model.version)})
+
+
+@router.post("/select/batch", response_model=BatchSelectResponse, summary="Best prompt for many queries",
+             responses={200: {"headers": {"X-Model-Version": {"schema": {"type": "integer"}}}},
+                        **problems(422, 503)})
+async def select_batch(body: BatchSelectRequest, service: ServiceDep, model: ChampionDep,
+                       response: Response) -> BatchSelectResponse:
+    limit = service.settings.max_batch
+    if not body.queries:
+        raise ProblemError(422, "queries is empty")
+    if len(body.queries) > limit:
+        raise ProblemError(422, f"{len(body.queries)} queries, over the batch limit of {limit} (OIRL_MAX_BATCH)")
+    for n, q in enumerate(body.queries):
+        check_query(service, q, where=f"queries.{n}")
+    check_llm(model, body.llm)
+    cands = resolve_candidates(service, body.candidates)
+    answers = await service.selector.select_many([Item(model, q, cands, body.top_k) for q in body.queries])
+    response.headers["X-Model-Version"] = str(model.version)
+    return BatchSelectResponse(results=[a.result for a in answers], model_version=model.version)

@@ -1,0 +1,67 @@
+"""POST /v1/select and /v1/select/batch."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+QUERY_DOC = "The task text the LLM will answer (1 to OIRL_MAX_QUERY_CHARS characters, default 8,000)."
+
+
+class CandidateIn(BaseModel):
+    """A candidate prompt: a registered prompt by ``id``, or any prompt ``text`` (seen or unseen)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"id": 2}, {"text": "Think first: "}]})
+    id: int | None = Field(None, description="Id of a registered prompt (GET /v1/prompts).")
+    text: str | None = Field(None, description="Raw prompt text; need not be registered.")
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> CandidateIn:
+        if (self.id is None) == (self.text is None):
+            raise ValueError("give exactly one of `id` (a registered prompt) or `text` (a raw prompt)")
+        return self
+
+
+CANDIDATES_DOC = ("Prompts to choose from (at most OIRL_MAX_CANDIDATES, default 64). "
+                  "Omitted: every active registered prompt.")
+
+
+class SelectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"query": "Tom has 3 apples and buys 5 more. How many apples does he have?", "top_k": 3}]})
+    query: str = Field(description=QUERY_DOC)
+    candidates: list[CandidateIn] | None = Field(None, description=CANDIDATES_DOC)
+    llm: str | None = Field(None, description="The LLM the prompt is for; refused if the model was trained "
+                                              "on another LLM's logs only.")
+    top_k: int | None = Field(None, ge=1, description="Length of `ranking` (default: every candidate).")
+
+
+class BatchSelectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    queries: list[str] = Field(description="1 to OIRL_MAX_BATCH (default 256) queries, embedded in one pass.")
+    candidates: list[CandidateIn] | None = Field(None, description=CANDIDATES_DOC)
+    llm: str | None = None
+    top_k: int | None = Field(None, ge=1)
+
+
+class PromptRef(BaseModel):
+    id: int | None = Field(description="Registered prompt id; null for a raw text that is not registered.")
+    text: str
+
+
+class RankedPrompt(BaseModel):
+    prompt: PromptRef
+    p_correct: float = Field(description="Model estimate of P(the LLM answers correctly with this prompt).")
+
+
+class SelectResponse(BaseModel):
+    prompt: PromptRef = Field(description="The prompt to use.")
+    p_correct: float = Field(description="P(correct) of the chosen prompt.")
+    ranking: list[RankedPrompt] = Field(description="Candidates by P(correct), best first (cut to top_k).")
+    model_version: int
+    fallback: bool = Field(description="True when the model's margin over the best training prompt was below "
+                                       "the calibrated threshold, so that safe default was chosen instead.")
+
+
+class BatchSelectResponse(BaseModel):
+    results: list[SelectResponse] = Field(description="One answer per query, in request order.")
+    model_version: int

@@ -1,0 +1,209 @@
+"""Serving-side selection: micro-batched encoder, embedding and answer caches, one model per answer.
+
+Why a micro-batcher: the encoder costs roughly the same for 1 query as for a handful, so
+concurrent requests should share a pass. One asyncio task feeds a single encoder thread;
+while a batch is being encoded, new requests queue, and the next pass takes all of them
+(up to ``max_batch``). At concurrency 1 nobody waits for a timer; under load batches form
+by themselves. ``max_wait_ms`` adds a deliberate wait for when that is worth it.
+
+Caches (both bounded LRU): query text -> embedding (encoder thread only), and
+(model version, query, candidates, top_k) -> the serialised answer (event-loop thread only),
+so each is touched by one thread and needs no lock. A new champion changes the version in
+the key, so stale answers are never served after a hot swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from oirl.registry import LoadedModel
+from oirl.select import best_of_n
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: int | None
+    text: str
+
+
+class LRU:
+    def __init__(self, size: int):
+        self.size = size
+        self._d: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        value = self._d.get(key)
+        if value is not None:
+            self._d.move_to_end(key)
+        return value
+
+    def put(self, key, value) -> None:
+        if self.size <= 0:
+            return
+        self._d[key] = value
+        self._d.move_to_end(key)
+        while len(self._d) > self.size:
+            self._d.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+@dataclass(frozen=True)
+class Item:
+    model: LoadedModel
+    query: str
+    candidates: tuple[Candidate, ...]
+    top_k: int | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    body: bytes  # the JSON answer, ready to send
+    result: dict
+    fallback: bool
+
+
+class Selector:
+    def __init__(self, embedder, metrics=None, max_batch: int = 64, max_wait_ms: float = 0.0,
+                 cache_size: int = 20_000):
+        self.embedder = embedder
+        self.metrics = metrics
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000.0
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
+        self._query_embs = LRU(cache_size)
+        self._prompt_embs = LRU(4096)
+        self._answers = LRU(cache_size)
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+
+    # -------------------------------------------------------------- public
+    async def select(self, item: Item) -> Answer:
+        key = (item.model.version, item.query, item.candidates, item.top_k)
+        cached = self._answers.get(key)
+        if cached is not None:
+            self._count(cached, hit=True)
+            return cached
+        if self._queue is None:
+            self.start()
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((item, fut))
+        answer = await fut
+        self._answers.put(key, answer)
+        self._count(answer, hit=False)
+        return answer
+
+    async def select_many(self, items: list[Item]) -> list[Answer]:
+        """A whole batch in one encoder pass (no queueing behind single requests' batches needed)."""
+        loop = asyncio.get_running_loop()
+        answers = await loop.run_in_executor(self.executor, self._compute, items)
+        for a in answers:
+            if isinstance(a, Exception):
+                raise a
+            self._count(a, hit=False)
+        return answers
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._queue = asyncio.Queue()
+            self._task = asyncio.get_running_loop().create_task(self._drain(), name="selection-batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    # ----------------------------------------------------------- internals
+    def _count(self, answer: Answer, hit: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.cache.labels("hit" if hit else "miss").inc()
+            self.metrics.selections.labels("fallback" if answer.fallback else "model").inc()
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        queue = self._queue
+        while True:
+            batch = [await queue.get()]
+            if self.max_wait:
+                await asyncio.sleep(self.max_wait)
+            while len(batch) < self.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            live = [(item, fut) for item, fut in batch if not fut.done()]  # drop cancelled (client gone)
+            if not live:
+                continue
+            try:
+                results = await loop.run_in_executor(self.executor, self._compute, [i for i, _ in live])
+            except Exception as exc:  # the whole pass failed (e.g. encoder error): fail its requests
+                results = [exc] * len(live)
+            for (_, fut), res in zip(live, results, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(res, Exception):
+                    fut.set_exception(res)
+                else:
+                    fut.set_result(res)
+
+    def _embed(self, texts: list[str], cache: LRU) -> dict[str, np.ndarray]:
+        found = {t: cache.get(t) for t in dict.fromkeys(texts)}
+        missing = [t for t, v in found.items() if v is None]
+        if missing:
+            vectors = self.embedder.encode(missing)  # (n_missing, d), one pass
+            for t, v in zip(missing, vectors, strict=True):
+                cache.put(t, v)
+                found[t] = v
+        if self.metrics is not None and cache is self._query_embs:
+            self.metrics.encoder_batch.observe(len(missing))
+        return found
+
+    def _compute(self, items: list[Item]) -> list[Answer | Exception]:
+        """Runs on the encoder thread: embed every new query once, score per (model, candidate set)."""
+        q_vec = self._embed([i.query for i in items], self._query_embs)
+        groups: dict[tuple, list[int]] = {}
+        for n, item in enumerate(items):
+            groups.setdefault((item.model.version, item.candidates), []).append(n)
+        out: list[Answer | Exception] = [None] * len(items)  # type: ignore[list-item]
+        for members in groups.values():
+            try:
+                first = items[members[0]]
+                texts = [c.text for c in first.candidates]
+                p_vec = self._embed(texts, self._prompt_embs)
+                Q = np.stack([q_vec[items[n].query] for n in members])  # (n_q, d)
+                P = np.stack([p_vec[t] for t in texts])  # (n_c, d)
+                scores = first.model.model.score(Q, P)  # (n_q, n_c)
+                policy = first.model.policy
+                default = policy.default_index_in(texts) if policy is not None else None
+                tau = policy.margin_threshold if policy is not None else 0.0
+                chosen = best_of_n(scores, default, tau)
+                for row, n in enumerate(members):
+                    out[n] = _answer(items[n], chosen, row)
+            except Exception as exc:
+                for n in members:
+                    out[n] = exc
+        return out
+
+
+def _answer(item: Item, chosen, row: int) -> Answer:
+    cands = item.candidates
+    c = int(chosen.choice[row])
+    ranking = chosen.ranking[row][: item.top_k or len(cands)]
+    result = {
+        "prompt": {"id": cands[c].id, "text": cands[c].text},
+        "p_correct": float(chosen.scores[row, c]),
+        "ranking": [{"prompt": {"id": cands[j].id, "text": cands[j].text}, "p_correct": float(chosen.scores[row, j])}
+                    for j in ranking],
+        "model_version": item.model.version,
+        "fallback": bool(chosen.fallback[row]),
+    }
+    return Answer(json.dumps(result, separators=(",", ":")).encode(), result, result["fallback"])

@@ -1,0 +1,160 @@
+"""Everything one service process holds: store, registry + live champion, embedder, selector, jobs.
+
+Built once per app in the lifespan. Routes reach it through ``deps.ServiceDep``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from sqlalchemy import select, text
+
+from app.metrics import Metrics
+from app.selection import Candidate, Selector
+from oirl.jobs import EVALUATION, RETRAIN, EvaluationParams, JobContext, JobRunner, RetrainParams, run_evaluation
+from oirl.jobs import retrain as run_retrain
+from oirl.registry import ChampionWatcher, LoadedModel, ModelRegistry, load_version
+from oirl.settings import Settings
+from oirl.store import jobs_repo
+from oirl.store.engine import make_engine, make_session_factory
+from oirl.store.models import Prompt
+
+log = logging.getLogger(__name__)
+
+
+class EmbedderMismatch(RuntimeError):
+    pass
+
+
+class PromptCatalog:
+    """Active registered prompts, re-read from the store at most every ``ttl`` seconds."""
+
+    def __init__(self, factory, ttl: float = 5.0):
+        self.factory, self.ttl = factory, ttl
+        self._loaded_at = -1e9
+        self._by_id: dict[int, Prompt] = {}
+        self._id_by_text: dict[str, int] = {}
+        self._active: tuple[Candidate, ...] = ()
+        self._lock = threading.Lock()
+
+    def refresh(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._loaded_at < self.ttl:
+            return
+        with self.factory() as s:
+            rows = list(s.execute(select(Prompt).order_by(Prompt.id)).scalars())
+        with self._lock:
+            self._by_id = {p.id: p for p in rows}
+            self._id_by_text = {p.text: p.id for p in rows}
+            self._active = tuple(Candidate(p.id, p.text) for p in rows if p.active)
+            self._loaded_at = time.monotonic()
+
+    def active(self) -> tuple[Candidate, ...]:
+        self.refresh()
+        return self._active
+
+    def by_id(self, prompt_id: int) -> Candidate | None:
+        self.refresh()
+        p = self._by_id.get(prompt_id)
+        if p is None:  # maybe registered by another worker a moment ago
+            self.refresh(force=True)
+            p = self._by_id.get(prompt_id)
+        return Candidate(p.id, p.text) if p is not None else None
+
+    def id_of(self, text_: str) -> int | None:
+        return self._id_by_text.get(text_)
+
+
+class Service:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None, embedder=None, training_embedder=None):
+        from oirl.embed import make_embedder
+
+        self.settings = settings
+        self.engine = make_engine(settings.resolved_database_url)
+        self.factory = make_session_factory(self.engine)
+        self.metrics = metrics or Metrics()
+        self.metrics.add_job_counts(self._job_counts)
+        self.registry = ModelRegistry(self.factory, settings.resolved_artefact_dir)
+        # Serving embeds unseen user queries: keep them in memory (LRU), not in the on-disk cache.
+        self.embedder = embedder or make_embedder(settings, cache=False)
+        # Jobs embed the logs again and again: the persistent content-hash cache pays off there.
+        self.training_embedder = training_embedder or make_embedder(settings)
+        self.prompts = PromptCatalog(self.factory)
+        self.selector = Selector(self.embedder, self.metrics, max_batch=settings.microbatch_max,
+                                 max_wait_ms=settings.microbatch_wait_ms, cache_size=settings.selection_cache_size)
+        self.watcher = ChampionWatcher(self.registry, settings.champion_poll_seconds, loader=self._load,
+                                       on_swap=lambda m: self.metrics.set_model(m.version, m.info.embedder))
+        self.runner = JobRunner(self.factory, {RETRAIN: self._retrain_job, EVALUATION: self._evaluation_job},
+                                heartbeat_seconds=settings.job_heartbeat_seconds,
+                                stale_seconds=settings.job_stale_seconds,
+                                on_finish=lambda kind, status: self.metrics.jobs_finished.labels(kind, status).inc())
+        self.embedder_warm = False
+        self.embedder_error: str | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        threading.Thread(target=self._warm, name="embedder-warmup", daemon=True).start()
+        try:
+            self.watcher.refresh()
+        except Exception as exc:  # store not reachable yet: /readyz says so, the watcher retries
+            log.warning("champion not loaded at startup: %s", exc)
+        self.watcher.start()
+        if self.settings.run_jobs:
+            try:
+                self.runner.reap()  # jobs orphaned by a previous crash
+            except Exception as exc:
+                log.warning("stale-job reaper could not run at startup: %s", exc)
+            self.runner.start()
+
+    def stop(self) -> None:
+        self.watcher.stop()
+        self.runner.stop()
+        self.engine.dispose()
+
+    def _warm(self) -> None:
+        try:
+            self.embedder.encode(["warm up the encoder"])
+            self.embedder_warm = True
+        except Exception as exc:
+            self.embedder_error = f"embedder failed to load: {exc}"
+            log.error(self.embedder_error)
+
+    def _load(self, registry: ModelRegistry, version: int) -> LoadedModel:
+        loaded = load_version(registry, version)
+        ours = self.embedder.identity.revision
+        if loaded.info.embedder_revision != ours:
+            raise EmbedderMismatch(f"v{version} was trained on embedder {loaded.info.embedder}@"
+                                   f"{loaded.info.embedder_revision}, this service runs {self.embedder.identity.key}")
+        return loaded
+
+    # ---------------------------------------------------------- readiness
+    def readiness(self) -> list[str]:
+        reasons = []
+        try:
+            with self.engine.connect() as c:
+                c.execute(text("SELECT 1"))
+        except Exception as exc:
+            reasons.append(f"store not reachable: {type(exc).__name__}")
+        if self.watcher.current is None:
+            reasons.append(self.watcher.last_error or "no champion model loaded (train and promote one, "
+                                                      "or run `oirl serve --bootstrap`)")
+        if not self.embedder_warm:
+            reasons.append(self.embedder_error or "embedder warming up")
+        return reasons
+
+    def _job_counts(self) -> dict[tuple[str, str], int]:
+        with self.factory() as s:
+            return jobs_repo.counts(s)
+
+    # --------------------------------------------------------------- jobs
+    def _retrain_job(self, ctx: JobContext) -> dict:
+        params = RetrainParams(**ctx.params)
+        info, metrics = run_retrain(self.factory, self.registry, self.training_embedder, params,
+                                    champion=self.watcher.current, job_id=ctx.job_id, progress=ctx.progress)
+        return {"version": info.id, "alias": "challenger", "metrics": info.metrics,
+                "promote_url": f"/admin/models/{info.id}/promote"}
+
+    def _evaluation_job(self, ctx: JobContext) -> dict:
+        params = EvaluationParams(**ctx.params)
+        return run_evaluation(self.factory, self.training_embedder, params, progress=ctx.progress)

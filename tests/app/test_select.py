@@ -1,0 +1,66 @@
+"""POST /v1/select and /v1/select/batch."""
+
+from __future__ import annotations
+
+from conftest import DIRECT, STEPWISE
+
+
+def test_select_default_candidates_answers_the_full_shape(client):
+    r = client.post("/v1/select", json={"query": "What is 12 + 30?"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert r.headers["X-Model-Version"] == "1" and body["model_version"] == 1
+    assert set(body) == {"prompt", "p_correct", "ranking", "model_version", "fallback"}
+    assert body["prompt"]["text"] in (DIRECT, STEPWISE) and isinstance(body["prompt"]["id"], int)
+    assert [x["p_correct"] for x in body["ranking"]] == sorted((x["p_correct"] for x in body["ranking"]), reverse=True)
+    assert 0.0 <= body["p_correct"] <= 1.0 and isinstance(body["fallback"], bool)
+
+
+def test_selection_is_query_dependent(client):
+    bare = client.post("/v1/select", json={"query": "What is 41 + 17?"}).json()
+    story = client.post("/v1/select", json={
+        "query": "Mia has 40 marbles, loses 3 of them and then buys 12 more. How many now?"}).json()
+    assert bare["ranking"][0]["prompt"]["text"] == DIRECT
+    assert story["ranking"][0]["prompt"]["text"] == STEPWISE
+
+
+def test_candidates_by_id_and_raw_text_and_top_k(client):
+    prompts = {p["text"]: p["id"] for p in client.get("/v1/prompts").json()["prompts"]}
+    r = client.post("/v1/select", json={
+        "query": "What is 5 + 6?", "top_k": 2,
+        "candidates": [{"id": prompts[DIRECT]}, {"text": "Answer in one word: "}, {"text": STEPWISE}]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["ranking"]) == 2
+    by_text = {x["prompt"]["text"]: x["prompt"]["id"] for x in body["ranking"]}
+    if "Answer in one word: " in by_text:
+        assert by_text["Answer in one word: "] is None  # an unregistered text has no id
+    if STEPWISE in by_text:
+        assert by_text[STEPWISE] == prompts[STEPWISE]  # a registered text is recognised
+
+
+def test_repeated_query_is_served_from_cache(client):
+    q = {"query": "What is 77 + 1?"}
+    first, second = client.post("/v1/select", json=q).json(), client.post("/v1/select", json=q).json()
+    assert first == second
+    metrics = client.get("/metrics").text
+    assert 'oirl_selection_cache_total{result="hit"} 1.0' in metrics
+
+
+def test_batch_answers_each_query_in_order(client):
+    qs = ["What is 1 + 2?", "Ken has 5 marbles, loses 2 of them and then buys 9 more. How many now?", "What is 8 + 8?"]
+    r = client.post("/v1/select/batch", json={"queries": qs, "top_k": 1})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert r.headers["X-Model-Version"] == "1" and body["model_version"] == 1
+    assert len(body["results"]) == 3 and all(len(x["ranking"]) == 1 for x in body["results"])
+    single = client.post("/v1/select", json={"query": qs[1], "top_k": 1}).json()
+    assert single["prompt"] == body["results"][1]["prompt"]
+    assert abs(single["p_correct"] - body["results"][1]["p_correct"]) < 1e-6
+
+
+def test_llm_the_model_was_not_trained_on_is_refused(client):
+    ok = client.post("/v1/select", json={"query": "What is 2 + 2?", "llm": "toy-llm"})
+    assert ok.status_code == 200
+    r = client.post("/v1/select", json={"query": "What is 2 + 2?", "llm": "gpt-9"})
+    assert r.status_code == 422 and "toy-llm" in r.json()["detail"]
