@@ -10,6 +10,7 @@ from rlhf.ppo import PPOConfig, PPOTrainer, build_trainer
 from rlhf.reward import RewardModel
 from rlhf.utils import read_jsonl, undocumented_fields
 
+
 def a_fraction(prompts, texts):
     """The known synthetic reward: fraction of 'a' characters in the response (1/9 at random)."""
     return torch.tensor([t.count("a") / max(len(t), 1) for t in texts])
