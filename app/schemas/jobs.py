@@ -37,6 +37,8 @@ class EvaluationIn(BaseModel):
     seed: int = 0
     n_boot: int = Field(2000, ge=100, le=20000)
     max_queries: int | None = Field(None, ge=10, description="Evaluate on a seeded subsample of queries.")
+    test_fraction: float | None = Field(None, gt=0, lt=1, description="grouped protocol: share of questions "
+                                                                      "tested (default: the paper split's share).")
 
 
 class EvaluationOut(JobOut):

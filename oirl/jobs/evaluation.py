@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,7 +32,8 @@ class EvaluationParams:
     n_boot: int = 2000
     max_queries: int | None = None
     """Evaluate on a seeded subsample of this many queries (speed; None: all)."""
-    extra: dict = field(default_factory=dict)
+    test_fraction: float | None = None
+    """``grouped`` protocol: share of questions tested (None: the paper split's share)."""
 
 
 def run_evaluation(factory, embedder, p: EvaluationParams, progress=lambda f: None) -> dict:
@@ -50,7 +51,7 @@ def run_evaluation(factory, embedder, p: EvaluationParams, progress=lambda f: No
     try:
         report = evaluate(logs, embedder, dataset=p.dataset, protocol=p.protocol, k=p.k, prompts=p.prompts,
                           held_out=p.held_out, backend=p.backend, params=p.params, features=p.features,
-                          seed=p.seed, n_boot=p.n_boot,
+                          seed=p.seed, n_boot=p.n_boot, test_fraction=p.test_fraction,
                           progress=lambda done, total: progress(0.05 + 0.85 * done / total))
     except (ValueError, KeyError) as exc:
         raise JobError(f"evaluation cannot run on these logs: {exc}") from exc
