@@ -1,0 +1,117 @@
+"""From outcome logs (a DataFrame) to a fitted reward model and its selection policy.
+
+Identical (query text, prompt text) outcomes are merged into at most two weighted rows
+(correct, incorrect) before training. The weighted cross-entropy is exactly the same as
+over the raw rows, but SVAMP's five-fold-overlapping logs shrink about five-fold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from oirl.embed.base import Embedder
+from oirl.reward.model import PromptRewardModel
+
+
+def aggregate_outcomes(logs: pd.DataFrame) -> pd.DataFrame:
+    """``query, prompt, correct`` rows -> one row per (query, prompt): ``n_correct, n_total``."""
+    missing = {"query", "prompt", "correct"} - set(logs.columns)
+    if missing:
+        raise ValueError(f"logs lack column(s) {sorted(missing)}; need query, prompt, correct")
+    if logs.empty:
+        raise ValueError("no training rows: the logs are empty after filtering")
+    out = (logs.assign(correct=logs["correct"].astype(int))
+           .groupby(["query", "prompt"], sort=False)["correct"].agg(n_correct="sum", n_total="count")
+           .reset_index())
+    return out
+
+
+@dataclass
+class TrainingTable:
+    """Aggregated outcomes as arrays: text lists plus per-row indices into them."""
+
+    queries: list[str]
+    prompts: list[str]
+    query_id: np.ndarray  # (n_pairs,) index into queries
+    prompt_id: np.ndarray  # (n_pairs,) index into prompts
+    n_correct: np.ndarray  # (n_pairs,)
+    n_total: np.ndarray  # (n_pairs,)
+
+    @classmethod
+    def from_logs(cls, logs: pd.DataFrame) -> TrainingTable:
+        agg = aggregate_outcomes(logs)
+        q_codes, queries = pd.factorize(agg["query"])
+        p_codes, prompts = pd.factorize(agg["prompt"])
+        return cls(list(queries), list(prompts), q_codes, p_codes,
+                   agg["n_correct"].to_numpy(), agg["n_total"].to_numpy())
+
+    def prompt_success(self) -> np.ndarray:
+        """Mean logged correctness of each prompt, shape (n_prompts,)."""
+        c = np.bincount(self.prompt_id, self.n_correct, len(self.prompts))
+        t = np.bincount(self.prompt_id, self.n_total, len(self.prompts))
+        return c / np.maximum(t, 1)
+
+    def weighted_rows(self):
+        """Each pair -> a positive row (weight n_correct) and a negative row (weight n_wrong), zero weights dropped.
+        Returns (pair index, label, weight)."""
+        pair = np.concatenate([np.arange(len(self.query_id))] * 2)
+        label = np.concatenate([np.ones(len(self.query_id)), np.zeros(len(self.query_id))])
+        weight = np.concatenate([self.n_correct, self.n_total - self.n_correct]).astype(np.float64)
+        keep = weight > 0
+        return pair[keep], label[keep], weight[keep]
+
+
+@dataclass
+class TrainedRewardModel:
+    """A fitted model plus what the selection policy is calibrated from."""
+
+    model: PromptRewardModel
+    table: TrainingTable
+    default_index: int
+    """Index into ``table.prompts`` of the best prompt on the training logs (BoTr)."""
+    validation_scores: np.ndarray
+    """(n_val_queries, n_prompts) held-out P(correct) from the early-stopping model; NaN if not logged."""
+    validation_outcomes: np.ndarray
+    """(n_val_queries, n_prompts) logged success rate of each pair; NaN if not logged."""
+
+    @property
+    def default_prompt(self) -> str:
+        return self.table.prompts[self.default_index]
+
+    @property
+    def default_train_accuracy(self) -> float:
+        return float(self.table.prompt_success()[self.default_index])
+
+
+def fit_reward_model(logs: pd.DataFrame, embedder: Embedder, backend: str = "lightgbm",
+                     params: dict | None = None, features: str = "concat+knn", random_state: int = 0,
+                     ) -> TrainedRewardModel:
+    """Embed the texts (through the embedder's cache) and fit the model on the aggregated outcomes.
+
+    Validation groups are distinct query texts, so duplicates of a held-out question never
+    sit in the training part. ``oirl.select.calibrate_policy`` turns the result into a policy.
+    """
+    table = TrainingTable.from_logs(logs)
+    q_vec = embedder.encode(table.queries)  # (n_queries, d)
+    p_vec = embedder.encode(table.prompts)  # (n_prompts, d)
+    pair, label, weight = table.weighted_rows()
+    qid, pid = table.query_id[pair], table.prompt_id[pair]
+    model = PromptRewardModel(backend=backend, params=params, features=features, random_state=random_state,
+                              embedder=embedder.identity.to_dict())
+    model.fit(q_vec[qid], p_vec[pid], label, sample_weight=weight, groups=qid)
+
+    # Scatter the held-out predictions and logged success rates into (query, prompt) grids.
+    val = model.validation_mask_
+    val_q = np.unique(qid[val])
+    row_of = np.full(len(table.queries), -1)
+    row_of[val_q] = np.arange(len(val_q))
+    scores = np.full((len(val_q), len(table.prompts)), np.nan)
+    scores[row_of[qid[val]], pid[val]] = model.validation_proba_
+    outcomes = np.full_like(scores, np.nan)
+    in_val = row_of[table.query_id] >= 0
+    outcomes[row_of[table.query_id[in_val]], table.prompt_id[in_val]] = (
+        table.n_correct[in_val] / table.n_total[in_val])
+    return TrainedRewardModel(model, table, int(np.argmax(table.prompt_success())), scores, outcomes)
