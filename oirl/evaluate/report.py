@@ -1,0 +1,83 @@
+"""Present evaluation reports: a plain-text table and an accuracy-vs-K plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+LABELS = {
+    "random": "random prompt",
+    "botr_train": "BoTr (best on training logs)",
+    "botr_test": "BoTr on test logs (optimistic)",
+    "llm_confidence": "LLM self-confidence",
+    "prompt_oirl": "Prompt-OIRL (default: safe fallback)",
+    "prompt_oirl_argmax": "Prompt-OIRL (plain best-of-N)",
+    "oracle": "oracle",
+}
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def render_table(report: dict) -> str:
+    """Fixed-width table of one report: accuracy, interval vs BoTr, PGR per method."""
+    head = (f"{report['dataset']} | protocol {report['protocol']} | K={report['k']}"
+            f"{' + 10 held-out candidates' if report.get('held_out') else ''}"
+            f" | {report['n_test']} test queries ({report.get('n_test_questions', '?')} distinct questions)"
+            + (f" | averaged over {report['n_subsets']} prompt subsets" if report.get("n_subsets", 1) > 1 else ""))
+    lines = [head, f"{'method':40s} {'accuracy':>8s}  {'95% CI vs BoTr':>17s}  {'PGR':>6s}"]
+    for name, m in report["methods"].items():
+        ci = m.get("ci95_vs_botr")
+        ci_s = f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
+        lines.append(f"{LABELS.get(name, name):40s} {_fmt(m['accuracy']):>8s}  {ci_s:>17s}  {_fmt(m.get('pgr')):>6s}")
+    fb = report["methods"].get("prompt_oirl", {}).get("fallback_rate")
+    if fb is not None:
+        lines.append(f"(default policy fell back to BoTr on {fb:.0%} of test queries)")
+    return "\n".join(lines)
+
+
+def plot_accuracy_vs_k(curve: list[dict], path: Path, title: str | None = None) -> Path:
+    """Accuracy of each method against K (number of training prompts), one line per method.
+
+    ``curve``: reports for increasing K (as returned by ``evaluate``). With a single report
+    (e.g. the held-out setting) a bar chart is drawn instead.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    styles = {"oracle": ("k", ":"), "prompt_oirl": ("tab:red", "-"), "prompt_oirl_argmax": ("tab:orange", "--"),
+              "botr_train": ("tab:blue", "-"), "botr_test": ("tab:cyan", "--"), "llm_confidence": ("tab:green", "-."),
+              "random": ("tab:gray", "-")}
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    first = curve[0]
+    title = title or f"{first['dataset']} — {first['protocol']} protocol ({first['n_test']} test queries)"
+    if len(curve) == 1:
+        names = [n for n, m in first["methods"].items() if m["accuracy"] is not None]
+        accs = [first["methods"][n]["accuracy"] for n in names]
+        ax.barh([LABELS.get(n, n) for n in names], accs, color=[styles.get(n, ("tab:purple",))[0] for n in names])
+        for y, a in enumerate(accs):
+            ax.text(a, y, f" {a:.3f}", va="center", fontsize=8)
+        ax.set_xlabel("test accuracy")
+        ax.invert_yaxis()
+    else:
+        ks = [r["k"] for r in curve]
+        for name, (color, ls) in styles.items():
+            ys = [r["methods"].get(name, {}).get("accuracy") for r in curve]
+            if all(y is None for y in ys):
+                continue
+            ax.plot(ks, [float("nan") if y is None else y for y in ys], color=color, linestyle=ls, marker="o",
+                    markersize=4, label=LABELS[name], linewidth=2.2 if name == "prompt_oirl" else 1.4)
+        ax.set_xlabel("K = number of training prompts (candidates)")
+        ax.set_ylabel("test accuracy")
+        ax.set_xticks(ks)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

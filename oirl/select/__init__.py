@@ -1,0 +1,57 @@
+"""Best-of-N prompt selection with a calibrated fallback (pure functions; no HTTP, no SQL).
+
+- ``best_of_n(scores, default_index, margin_threshold)`` over a ``(n_q, n_c)`` score matrix.
+- ``select_prompts(model, embedder, queries, candidates, policy)`` embeds, scores and ranks a
+  batch in one pass, returning plain dicts ready for an HTTP response.
+- ``SelectionPolicy`` / ``calibrate_policy`` hold and fit the fallback rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from oirl.select.policy import BestOfN, SelectionPolicy, best_of_n, calibrate_margin, calibrate_policy
+
+__all__ = ["BestOfN", "SelectionPolicy", "best_of_n", "calibrate_margin", "calibrate_policy", "select_prompts"]
+
+
+def select_prompts(model, embedder, queries: Sequence[str], candidates: Sequence[str],
+                   policy: SelectionPolicy | None = None, top_k: int | None = None,
+                   candidate_embs: np.ndarray | None = None) -> list[dict]:
+    """Rank ``candidates`` (prompt texts, seen or unseen) for every query in one scoring call.
+
+    ``model``: a fitted ``PromptRewardModel``; ``embedder``: the one it was trained with
+    (its identity must match the model's). ``candidate_embs`` may be passed to skip
+    re-embedding a fixed registry. With a ``policy`` whose default prompt is among the
+    candidates, low-margin choices fall back to it (``fallback: True``).
+
+    Returns, per query: ``{"index", "prompt", "p_correct", "fallback", "ranking": [{"index",
+    "prompt", "p_correct"}, ...]}`` (ranking best first, cut to ``top_k``).
+    """
+    candidates = list(candidates)
+    if not candidates:
+        raise ValueError("no candidate prompts")
+    expected = (model.embedder or {}).get("revision")
+    if expected is not None and embedder.identity.revision != expected:
+        raise ValueError(f"embedder {embedder.identity.key} differs from the model's "
+                         f"{model.embedder.get('name')}@{expected}; scores would be meaningless")
+    q_emb = embedder.encode(list(queries))  # (n_q, d)
+    c_emb = embedder.encode(candidates) if candidate_embs is None else candidate_embs  # (n_c, d)
+    default = policy.default_index_in(candidates) if policy is not None else None
+    tau = policy.margin_threshold if policy is not None else 0.0
+    result = best_of_n(model.score(q_emb, c_emb), default, tau)
+    out = []
+    for i in range(len(queries)):
+        ranked = result.ranking[i][: top_k or len(candidates)]
+        c = int(result.choice[i])
+        out.append({
+            "index": c,
+            "prompt": candidates[c],
+            "p_correct": float(result.scores[i, c]),
+            "fallback": bool(result.fallback[i]),
+            "ranking": [{"index": int(j), "prompt": candidates[j], "p_correct": float(result.scores[i, j])}
+                        for j in ranked],
+        })
+    return out

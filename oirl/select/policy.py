@@ -1,0 +1,129 @@
+"""Best-of-N prompt selection with a calibrated, safe fallback. Pure functions over arrays.
+
+best-of-N: π(q) = argmax_p r̂(q, p). The safe policy only departs from the default prompt
+(the best prompt on the training logs, "BoTr") when the model is confident enough:
+
+    margin(q) = max_p r̂(q, p) − r̂(q, default)
+    π_safe(q) = argmax_p r̂(q, p)  if margin(q) >= τ  else  default          (fallback)
+
+τ is chosen on held-out validation queries to maximise their logged accuracy; ties go to
+the larger τ (the safer choice), and τ = +inf (always the default) is always a candidate,
+so on validation data the safe policy is never worse than BoTr.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BestOfN:
+    """Results for a batch: n_q queries x n_c candidates."""
+
+    scores: np.ndarray  # (n_q, n_c) P(correct)
+    choice: np.ndarray  # (n_q,) chosen candidate index
+    ranking: np.ndarray  # (n_q, n_c) candidate indices, best score first
+    fallback: np.ndarray  # (n_q,) True where the default replaced a low-margin model choice
+
+    @property
+    def p_correct(self) -> np.ndarray:
+        return self.scores[np.arange(len(self.choice)), self.choice]
+
+
+def best_of_n(scores: np.ndarray, default_index: int | None = None, margin_threshold: float = 0.0) -> BestOfN:
+    """Choose a candidate per query from a ``(n_q, n_c)`` score matrix.
+
+    ``default_index``: the fallback candidate (None: plain argmax, never a fallback).
+    ``margin_threshold``: τ above; 0 means always trust the model, ``inf`` always the default.
+    """
+    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    if scores.shape[1] == 0:
+        raise ValueError("no candidates to choose from")
+    ranking = np.argsort(-scores, axis=1, kind="stable")
+    best = ranking[:, 0]
+    fallback = np.zeros(len(scores), dtype=bool)
+    choice = best.copy()
+    if default_index is not None:
+        if not 0 <= default_index < scores.shape[1]:
+            raise ValueError(f"default_index {default_index} outside 0..{scores.shape[1] - 1}")
+        rows = np.arange(len(scores))
+        margin = scores[rows, best] - scores[rows, default_index]
+        fallback = (best != default_index) & (margin < margin_threshold)
+        choice[fallback] = default_index
+    return BestOfN(scores=scores, choice=choice, ranking=ranking, fallback=fallback)
+
+
+@dataclass
+class SelectionPolicy:
+    """What the service needs besides the model: the default prompt and τ (JSON-serialisable)."""
+
+    default_prompt: str
+    """Text of the best prompt on the training logs."""
+    default_train_accuracy: float
+    """Its mean logged correctness on the training logs."""
+    margin_threshold: float = 0.0
+    """τ; ``math.inf`` means the model never overrides the default."""
+    validation: dict = field(default_factory=dict)
+    """Held-out numbers behind τ: n_queries, accuracy of default / model / safe policy."""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["margin_threshold"] = None if math.isinf(self.margin_threshold) else self.margin_threshold
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SelectionPolicy:
+        d = dict(d)
+        if d.get("margin_threshold") is None:
+            d["margin_threshold"] = math.inf
+        return cls(**d)
+
+    def default_index_in(self, candidates: list[str]) -> int | None:
+        """Where the default prompt sits among candidate texts (None: it is not a candidate)."""
+        try:
+            return candidates.index(self.default_prompt)
+        except ValueError:
+            return None
+
+
+def calibrate_margin(scores: np.ndarray, outcomes: np.ndarray, default_index: int) -> tuple[float, dict]:
+    """τ maximising mean outcome of the safe policy on validation queries.
+
+    ``scores``/``outcomes``: (n_q, n_p) predictions and logged success rates; queries with
+    any NaN are skipped (the choice could not be scored). Returns (τ, summary).
+    """
+    ok = ~(np.isnan(scores).any(axis=1) | np.isnan(outcomes).any(axis=1))
+    s, o = scores[ok], outcomes[ok]
+    if len(s) == 0:
+        return math.inf, {"n_queries": 0, "note": "no validation queries; always the default prompt"}
+    rows = np.arange(len(s))
+    best = s.argmax(axis=1)
+    margin = s[rows, best] - s[rows, default_index]
+    gain = o[rows, best] - o[rows, default_index]  # what trusting the model earns on each query
+    # acc(τ) = base + sum of gains over queries with margin >= τ; scan τ over observed margins.
+    order = np.argsort(-margin, kind="stable")
+    cum_gain = np.concatenate([[0.0], np.cumsum(gain[order])])  # cum_gain[k]: trust the k largest margins
+    # Only cut between distinct margins; ties must go to the same side.
+    m_sorted = margin[order]
+    valid_k = np.concatenate([[True], m_sorted[:-1] > m_sorted[1:], [True]])
+    k_best = max((k for k in range(len(s) + 1) if valid_k[k]), key=lambda k: (round(cum_gain[k], 12), -k))
+    tau = math.inf if k_best == 0 else float(m_sorted[k_best - 1])
+    base = float(o[rows, default_index].mean())
+    summary = {
+        "n_queries": int(len(s)),
+        "default_accuracy": base,
+        "model_accuracy": float(o[rows, best].mean()),
+        "safe_accuracy": base + float(cum_gain[k_best]) / len(s),
+        "share_trusting_model": float(k_best / len(s)),
+    }
+    return tau, summary
+
+
+def calibrate_policy(trained) -> SelectionPolicy:
+    """Policy for a ``TrainedRewardModel``: its BoTr default and τ from its validation grid."""
+    tau, summary = calibrate_margin(trained.validation_scores, trained.validation_outcomes, trained.default_index)
+    return SelectionPolicy(default_prompt=trained.default_prompt, default_train_accuracy=trained.default_train_accuracy,
+                           margin_threshold=tau, validation=summary)
