@@ -22,6 +22,20 @@ MirrorOpt = Annotated[Path | None, typer.Option(
     help="Directory with the benchmark files in upstream layout; fetched into OIRL_BENCHMARK_DIR first.",
     exists=True, file_okay=False)]
 SeedOpt = Annotated[int, typer.Option(help="Seed for validation and grouped splits, and the bootstrap.")]
+OutOpt = Annotated[Path | None, typer.Option(
+    help="Artefact directory (default: <artefact dir>/<dataset>-<backend>-<time>).")]
+SplitOpt = Annotated[str, typer.Option(help="Logs to learn from: 'train' (the paper's training split) or 'all'.")]
+FeaturesOpt = Annotated[str, typer.Option(
+    help="Pair features: concat+knn (default), concat (the paper's) or concat+product.")]
+ProtocolOpt = Annotated[str, typer.Option(help="paper (published split) or grouped (split by question text).")]
+KOpt = Annotated[int, typer.Option("--k", help="Number of training prompts (the first K of 0-5).")]
+AllSubsetsOpt = Annotated[bool, typer.Option(help="Average over every K-subset of prompts 0-5, as the paper does.")]
+HeldOutOpt = Annotated[bool, typer.Option("--held-out", help="Train on prompts 0-5; choose among all 16 on test.")]
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")]
+PlotOpt = Annotated[Path | None, typer.Option(help="Write an accuracy-vs-K plot here (evaluates K = 1..k).")]
+CandidatesOpt = Annotated[list[str] | None, typer.Option(
+    "--candidates", "-c", help="Candidate prompt text (repeat the option); default: the model's training prompts.")]
+ModelOpt = Annotated[Path | None, typer.Option(help="Reward-model artefact directory (default: the newest one).")]
 
 
 def _check_dataset(dataset: str) -> str:
@@ -63,9 +77,7 @@ def _load_logs(dataset: str, mirror: Path | None):
 
 
 def train(dataset: DatasetOpt, backend: BackendOpt = "lightgbm", prompts: PromptsOpt = None,
-          out: Annotated[Path | None, typer.Option(help="Artefact directory (default: <artefact dir>/<dataset>-<backend>-<time>).")] = None,
-          split: Annotated[str, typer.Option(help="Logs to learn from: 'train' (the paper's training split) or 'all'.")] = "train",
-          features: Annotated[str, typer.Option(help="Pair features: concat (paper) or concat+product.")] = "concat",
+          out: OutOpt = None, split: SplitOpt = "train", features: FeaturesOpt = "concat+knn",
           mirror: MirrorOpt = None, seed: SeedOpt = 0) -> None:
     """Train a reward model on a benchmark's logs and save it as a checksummed artefact directory."""
     from oirl.embed import make_embedder
@@ -98,14 +110,9 @@ def train(dataset: DatasetOpt, backend: BackendOpt = "lightgbm", prompts: Prompt
 
 
 def evaluate(dataset: DatasetOpt,
-             protocol: Annotated[str, typer.Option(help="paper (published split) or grouped (by question text).")] = "paper",
-             k: Annotated[int, typer.Option("--k", help="Number of training prompts (first K of 0-5).")] = 6,
-             prompts: PromptsOpt = None,
-             all_subsets: Annotated[bool, typer.Option(help="Average over every K-subset of prompts 0-5 (as the paper).")] = False,
-             held_out: Annotated[bool, typer.Option("--held-out", help="Train on prompts 0-5; choose among all 16 on test.")] = False,
-             backend: BackendOpt = "lightgbm",
-             json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
-             plot: Annotated[Path | None, typer.Option(help="Write an accuracy-vs-K plot here (evaluates K = 1..k).")] = None,
+             protocol: ProtocolOpt = "paper", k: KOpt = 6, prompts: PromptsOpt = None,
+             all_subsets: AllSubsetsOpt = False, held_out: HeldOutOpt = False, backend: BackendOpt = "lightgbm",
+             features: FeaturesOpt = "concat+knn", json_out: JsonOpt = None, plot: PlotOpt = None,
              mirror: MirrorOpt = None, seed: SeedOpt = 0) -> None:
     """Evaluate prompt-selection methods offline on the same test queries and print a table."""
     import numpy as np
@@ -127,16 +134,18 @@ def evaluate(dataset: DatasetOpt,
     chosen = parse_prompt_list(prompts, range(6))
     logs, root = _load_logs(dataset, mirror)
     spec = SPECS[dataset]
-    confidence = pd.DataFrame(load_confidence(dataset, root), index=np.arange(spec.n_train, spec.n_train + spec.n_test))
+    test_index = np.arange(spec.n_train, spec.n_train + spec.n_test)
+    confidence = pd.DataFrame(load_confidence(dataset, root), index=test_index)
     embedder = make_embedder(get_settings(), progress=True)
     ks = [k] if plot is None or held_out or chosen else list(range(1, k + 1))
     reports = []
     with tqdm(total=len(ks), desc="evaluate", unit="K", disable=len(ks) == 1) as bar:
         for kk in ks:
             with user_errors(ValueError):
-                reports.append(run_evaluation(logs, embedder, dataset=dataset, protocol=protocol, k=kk, prompts=chosen,
-                                              all_subsets=all_subsets, held_out=held_out, confidence=confidence,
-                                              backend=backend, seed=seed))
+                reports.append(run_evaluation(logs, embedder, dataset=dataset, protocol=protocol, k=kk,
+                                              prompts=chosen, all_subsets=all_subsets, held_out=held_out,
+                                              confidence=confidence,
+                                              backend=backend, features=features, seed=seed))
             bar.update()
     report = dict(reports[-1])
     if len(reports) > 1:
@@ -162,9 +171,7 @@ def _latest_artefact() -> Path:
 
 
 def select(query: Annotated[str, typer.Argument(help="The query to choose a prompt for.")],
-           candidates: Annotated[list[str] | None, typer.Option(
-               "--candidates", "-c", help="Candidate prompt text (repeat the option); default: the model's training prompts.")] = None,
-           model: Annotated[Path | None, typer.Option(help="Reward-model artefact directory (default: the newest one).")] = None,
+           candidates: CandidatesOpt = None, model: ModelOpt = None,
            top_k: Annotated[int | None, typer.Option(help="Show only the best K of the ranking.")] = None,
            as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
     """Rank candidate prompts for a query by predicted P(correct); no LLM is called."""
