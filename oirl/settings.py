@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     )
     run_jobs: bool = Field(default=True, description="Run a background job worker thread inside the service.")
     bootstrap_max_queries: int = Field(
-        default=3_000, ge=1, description="Training queries the `serve --bootstrap` first model sees (speed)."
+        default=2_000, ge=1, description="Training questions the `serve --bootstrap` first model sees (speed)."
     )
 
     @property
