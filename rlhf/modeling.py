@@ -137,7 +137,7 @@ def sample(model, query: torch.Tensor, query_mask: torch.Tensor, max_new_tokens:
     so the sampling distribution is exactly the one whose log-probs PPO divides by T.
     """
     mask = query_mask.clone()
-    out = model(input_ids=query, attention_mask=mask, position_ids=position_ids(mask), use_cache=True)
+    out = forward_last(model, 1, input_ids=query, attention_mask=mask, position_ids=position_ids(mask), use_cache=True)
     cache, logits = out.past_key_values, out.logits[:, -1]
     pos = position_ids(mask)[:, -1:]
     done = torch.zeros(query.shape[0], dtype=torch.bool)
@@ -158,6 +158,16 @@ def sample(model, query: torch.Tensor, query_mask: torch.Tensor, max_new_tokens:
     return torch.stack(tokens, dim=1)
 
 
+def forward_last(model, keep: int, **inputs):
+    """Forward pass computing logits for the last `keep` positions only. The LM head over a large vocabulary
+    dominates time and memory for small models; prompt positions need no logits. Models without
+    `logits_to_keep` get the full logits (callers slice the same positions either way)."""
+    try:
+        return model(**inputs, logits_to_keep=keep)
+    except TypeError:
+        return model(**inputs)
+
+
 def response_mask(responses: torch.Tensor, eos_id: int) -> torch.Tensor:
     """[B, R] bool: True up to and including the first EOS (all True when there is no EOS)."""
     is_eos = (responses == eos_id).long()
@@ -174,8 +184,9 @@ def logprobs_of(model, query: torch.Tensor, query_mask: torch.Tensor, responses:
     """
     ids = torch.cat([query, responses], dim=1)  # [B, Lq + R]
     mask = torch.cat([query_mask, resp_mask.long()], dim=1)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
-    logits = logits[:, query.shape[1] - 1: -1].float() / temperature  # [B, R, V], predicts each response token
+    n = responses.shape[1]
+    logits = forward_last(model, n + 1, input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
+    logits = logits[:, -(n + 1): -1].float() / temperature  # [B, R, V]: the positions predicting each response token
     logp_all = F.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, responses[..., None]).squeeze(-1)  # [B, R]
     if not with_entropy:

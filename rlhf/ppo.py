@@ -37,7 +37,7 @@ class PPOConfig:
     prompts: str = ""
     """JSONL file whose lines have a `prompt` field (a preference-pairs file works)"""
     value_model: str = ""
-    """HF model directory to initialise the value model from (must share the policy's tokenizer); empty = policy"""
+    """value model init: a reward-model or HF LM directory sharing the policy's tokenizer; empty = the policy"""
     output_dir: str = "runs/ppo"
     """where metrics.jsonl, checkpoints and the final policy go"""
     seed: int = 0
@@ -294,11 +294,11 @@ class PPOTrainer:
                 vf_loss, vf_stats = value_loss(vpred, batch["values"][idx], batch["returns"][idx], m,
                                                cfg.cliprange_value)
                 loss = pg_loss + cfg.vf_coef * vf_loss
-                self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]],
                                                cfg.max_grad_norm)
                 self.opt.step()
+                self.opt.zero_grad(set_to_none=True)  # free the gradients before the next forward pass
                 step_stats = {"loss/policy": pg_loss.item(), "loss/value": vf_loss.item(),
                               "policy/entropy": masked_mean(entropy.detach(), m).item(), **pg_stats, **vf_stats}
                 for k, v in step_stats.items():
@@ -380,5 +380,6 @@ def build_trainer(cfg: PPOConfig, progress: bool = True) -> PPOTrainer:
     policy, tok = load_causal_lm(cfg.policy)
     ref, _ = load_causal_lm(cfg.policy, tok)
     rm = RewardModel.from_pretrained(cfg.reward_model).eval().requires_grad_(False)
-    value = RewardModel.from_backbone(cfg.value_model or cfg.policy)
+    # a reward-model directory keeps its trained head; a plain LM directory gets a fresh one
+    value = RewardModel.from_pretrained(cfg.value_model) if cfg.value_model else RewardModel.from_backbone(cfg.policy)
     return PPOTrainer(cfg, policy, tok, value, rm.score_texts, load_prompts(cfg.prompts), ref, progress)

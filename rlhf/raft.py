@@ -121,10 +121,10 @@ class RAFTTrainer:
                 logp = logprobs_of(self.policy, kept["query"][idx], kept["qmask"][idx], kept["responses"][idx],
                                    kept["mask"][idx], temperature=1.0)
                 loss = -masked_mean(logp, kept["mask"][idx])  # NLL of response tokens incl. EOS
-                self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.max_grad_norm)
                 self.opt.step()
+                self.opt.zero_grad(set_to_none=True)  # free the gradients before the next forward pass
                 losses.append(loss.item())
         return {"loss/sft": sum(losses) / len(losses)}
 

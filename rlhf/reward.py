@@ -245,9 +245,9 @@ def train_reward_model(model: RewardModel, train: list[PreferencePair], test: li
         for batch in _batches(train, cfg.batch_size, rng):
             t0 = time.perf_counter()
             loss, stats = pair_loss(model, batch, cfg.max_length, cfg.imitation_coef)
-            opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            opt.zero_grad(set_to_none=True)  # free the gradients before the next forward pass
             step += 1
             stats.update({"step": step, "epoch": epoch, "time/update_s": time.perf_counter() - t0})
             history.append(logger.log(stats))
