@@ -38,7 +38,11 @@ def invoke(*args: str):
     return runner.invoke(app, list(args))
 
 
-GOOD_CSV = "query,prompt,correct,llm\nwhat is 2+2?,Let's think step by step: ,TRUE,gpt\nwhat is 3+3?,The answer is:,0,gpt\n"
+GOOD_CSV = (
+    "query,prompt,correct,llm\n"
+    "what is 2+2?,Let's think step by step: ,TRUE,gpt\n"
+    "what is 3+3?,The answer is:,0,gpt\n"
+)
 
 
 def test_import_good_csv_twice_adds_once(cli_db, tmp_path):

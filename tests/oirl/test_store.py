@@ -7,6 +7,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from oirl.store.engine import make_engine
 from oirl.store.logs import accuracy_table, import_outcomes, outcomes_frame
@@ -81,7 +82,7 @@ def test_same_text_in_two_datasets_or_keys_stays_distinct(store):
 def test_failed_import_writes_nothing(store):
     bad = _rows().astype({"llm": object})
     bad.loc[3, "llm"] = None  # NOT NULL violation in the middle of the batch, after other rows went in
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         with store() as s, s.begin():
             import_outcomes(s, bad, source="test")
     with store() as s:
