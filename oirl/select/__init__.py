@@ -33,10 +33,11 @@ def select_prompts(model, embedder, queries: Sequence[str], candidates: Sequence
     candidates = list(candidates)
     if not candidates:
         raise ValueError("no candidate prompts")
-    expected = (model.embedder or {}).get("revision")
-    if expected is not None and embedder.identity.revision != expected:
-        raise ValueError(f"embedder {embedder.identity.key} differs from the model's "
-                         f"{model.embedder.get('name')}@{expected}; scores would be meaningless")
+    expected = model.embedder or {}
+    got = embedder.identity
+    if expected and (got.revision, got.dim) != (expected.get("revision"), expected.get("dim")):
+        raise ValueError(f"embedder {got.key} (dim {got.dim}) differs from the model's {expected.get('name')}@"
+                         f"{expected.get('revision')} (dim {expected.get('dim')}); scores would be meaningless")
     q_emb = embedder.encode(list(queries))  # (n_q, d)
     c_emb = embedder.encode(candidates) if candidate_embs is None else candidate_embs  # (n_c, d)
     default = policy.default_index_in(candidates) if policy is not None else None

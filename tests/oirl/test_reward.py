@@ -1,0 +1,127 @@
+"""Reward model: features, weighted aggregation, backends, neighbour features, artefacts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from oirl.embed import HashingBagOfWordsEmbedder
+from oirl.reward import (
+    ArtefactError,
+    PromptRewardModel,
+    TrainingTable,
+    aggregate_outcomes,
+    fit_reward_model,
+    pair_features,
+)
+from oirl.reward.features import grid_features
+from oirl.reward.neighbours import NeighbourMemory
+
+FAST = {"n_rounds": 60, "min_data_in_leaf": 2, "early_stopping_rounds": 10}
+
+
+def fruit_logs(n_per_kind=40, seed=0) -> pd.DataFrame:
+    """Prompt A works on apple questions, prompt B on banana questions (with 10% label noise)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(2 * n_per_kind):
+        kind = "apple" if i % 2 == 0 else "banana"
+        q = f"{kind} question {i} about {kind}s and number {i}"
+        for prompt, good in (("Use the apple method: ", "apple"), ("Use the banana method: ", "banana")):
+            correct = (kind == good) != (rng.random() < 0.1)
+            rows.append({"query_index": i, "query": q, "prompt_index": 0 if good == "apple" else 1,
+                         "prompt": prompt, "correct": bool(correct), "split": "train"})
+    return pd.DataFrame(rows)
+
+
+def test_pair_and_grid_features():
+    q = np.arange(6, dtype=np.float32).reshape(2, 3)
+    p = np.ones((2, 3), np.float32)
+    assert pair_features(q, p).shape == (2, 6)
+    np.testing.assert_array_equal(pair_features(q, p, "concat+product")[:, 6:], q * p)
+    g = grid_features(q, np.eye(3, dtype=np.float32))  # query-major: (q0,p0),(q0,p1),(q0,p2),(q1,p0),...
+    assert g.shape == (6, 6)
+    np.testing.assert_array_equal(g[4], np.r_[q[1], [0, 1, 0]])
+    with pytest.raises(ValueError, match="unknown feature set"):
+        pair_features(q, p, "bogus")
+
+
+def test_aggregation_keeps_the_loss_identical():
+    logs = pd.DataFrame({"query": ["a", "a", "a", "b"], "prompt": ["x", "x", "x", "x"],
+                         "correct": [True, False, True, False]})
+    agg = aggregate_outcomes(logs)
+    assert agg.set_index("query").loc["a", ["n_correct", "n_total"]].tolist() == [2, 3]
+    table = TrainingTable.from_logs(logs)
+    pair, label, weight = table.weighted_rows()
+    # "a": one positive row of weight 2 and one negative of weight 1; "b": one negative of weight 1.
+    assert sorted(zip(pair.tolist(), label.tolist(), weight.tolist(), strict=True)) == [
+        (0, 0.0, 1.0), (0, 1.0, 2.0), (1, 0.0, 1.0)]
+    np.testing.assert_allclose(table.prompt_success(), [0.5])
+
+
+def test_neighbour_memory_never_shows_a_query_its_own_outcome():
+    q = np.array([[1, 0], [1, 0], [0, 1]], np.float32)
+    p = np.array([[1, 0]], np.float32)
+    rates = np.array([[1.0], [0.0], [0.5]], np.float32)
+    mem = NeighbourMemory(q, p, rates, k=1, temperature=0.05)
+    feats = mem.rows(np.array([0, 1]), np.array([0, 0]))
+    # Query 0's nearest other query is the identical query 1 (rate 0), and vice versa.
+    np.testing.assert_allclose(feats[:, 0], [0.0, 1.0])
+    np.testing.assert_allclose(mem.grid(np.array([[0, 1]], np.float32), p)[0, 0, 0], 0.5)
+
+
+@pytest.mark.parametrize("backend,params", [("lightgbm", FAST), ("xgboost", {"n_rounds": 60}),
+                                            ("mlp", {"n_rounds": 40, "hidden": 32, "batch_size": 16, "lr": 3e-3, "early_stopping_rounds": 40})])
+@pytest.mark.parametrize("features", ["concat", "concat+knn"])
+def test_backends_learn_which_prompt_suits_which_query(backend, params, features, tmp_path):
+    emb = HashingBagOfWordsEmbedder(32)
+    trained = fit_reward_model(fruit_logs(), emb, backend=backend, params=params, features=features)
+    model = trained.model
+    assert model.n_features_in_ == 64 + (4 if features.endswith("knn") else 0)
+    q = emb.encode(["apple question 998 about apples and number 998", "banana question 999 about bananas and number 999"])
+    prompts = emb.encode(["Use the apple method: ", "Use the banana method: "])
+    s = model.score(q, prompts)
+    assert s.shape == (2, 2) and s[0, 0] > s[0, 1] and s[1, 1] > s[1, 0]
+    proba = model.predict_proba(q, prompts)
+    assert proba.shape == (2, 2)
+    np.testing.assert_allclose(proba[:, 1], np.diag(s), rtol=1e-5)
+
+    model.save(tmp_path / "m", metrics={"auc": 1.0})
+    loaded = PromptRewardModel.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.score(q, prompts), s, rtol=1e-6)
+    meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert meta["backend"] == backend and meta["params"]["embedder"]["name"] == "hashing-bow-32"
+    assert meta["metrics"] == {"auc": 1.0} and len(meta["artefact_sha256"]) == 64
+    assert meta["library_versions"]["numpy"] and meta["training_summary"]["n_groups"] == 80
+
+
+def test_load_refuses_a_tampered_artefact(tmp_path):
+    trained = fit_reward_model(fruit_logs(10), HashingBagOfWordsEmbedder(16), params=FAST)
+    trained.model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    with open(tmp_path / "m" / meta["artefact_file"], "a") as fh:
+        fh.write("\n")
+    with pytest.raises(ArtefactError, match="does not match"):
+        PromptRewardModel.load(tmp_path / "m")
+    with pytest.raises(ArtefactError, match="no metadata.json"):
+        PromptRewardModel.load(tmp_path)
+
+
+def test_unfitted_model_and_wrong_dimension_fail_clearly():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        PromptRewardModel().score(np.zeros((1, 4)), np.zeros((1, 4)))
+    trained = fit_reward_model(fruit_logs(10), HashingBagOfWordsEmbedder(16), params=FAST, features="concat")
+    with pytest.raises(ValueError, match="expects 16"):
+        trained.model.score(np.zeros((1, 8)), np.zeros((1, 8)))
+
+
+def test_validation_split_groups_by_query():
+    trained = fit_reward_model(fruit_logs(), HashingBagOfWordsEmbedder(16), params=FAST)
+    val = trained.model.validation_mask_
+    pair, _, _ = trained.table.weighted_rows()
+    qid = trained.table.query_id[pair]
+    assert not set(qid[val]) & set(qid[~val])
+    assert trained.validation_scores.shape == (8, 2)  # 10% of 80 queries x 2 prompts

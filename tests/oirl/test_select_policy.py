@@ -1,0 +1,82 @@
+"""best-of-N, the calibrated fallback, and batch selection over seen and unseen prompts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from oirl.embed import HashingBagOfWordsEmbedder
+from oirl.reward import fit_reward_model
+from oirl.select import SelectionPolicy, best_of_n, calibrate_margin, calibrate_policy, select_prompts
+
+FAST = {"n_rounds": 60, "min_data_in_leaf": 2, "early_stopping_rounds": 10}
+
+
+def fruit_logs(n_per_kind=40, seed=0) -> pd.DataFrame:
+    """Prompt A works on apple questions, prompt B on banana questions (with 10% label noise)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(2 * n_per_kind):
+        kind = "apple" if i % 2 == 0 else "banana"
+        for prompt, good in (("Use the apple method: ", "apple"), ("Use the banana method: ", "banana")):
+            rows.append({"query": f"{kind} question {i} about {kind}s and number {i}", "prompt": prompt,
+                         "correct": (kind == good) != (rng.random() < 0.1)})
+    return pd.DataFrame(rows)
+
+
+def test_best_of_n_by_hand():
+    scores = np.array([[0.2, 0.5, 0.4],
+                       [0.9, 0.1, 0.3],
+                       [0.1, 0.1, 0.1]])
+    plain = best_of_n(scores)
+    assert plain.choice.tolist() == [1, 0, 0] and not plain.fallback.any()
+    assert plain.ranking[0].tolist() == [1, 2, 0]
+    np.testing.assert_allclose(plain.p_correct, [0.5, 0.9, 0.1])
+    # Default = candidate 2, τ = 0.2: query 0's margin 0.1 < τ -> fallback; query 1's 0.6 -> trust;
+    # query 2: a three-way tie, argmax is candidate 0 with margin 0 -> fallback to the default.
+    safe = best_of_n(scores, default_index=2, margin_threshold=0.2)
+    assert safe.choice.tolist() == [2, 0, 2] and safe.fallback.tolist() == [True, False, True]
+    assert best_of_n(scores, 2, math.inf).choice.tolist() == [2, 2, 2]
+    assert best_of_n(scores, 1, 0.5).fallback.tolist() == [False, False, True]
+    with pytest.raises(ValueError):
+        best_of_n(scores, default_index=3)
+
+
+def test_calibrated_margin_trusts_the_model_only_where_it_paid_off():
+    # Default is prompt 0. Large margins were right (gain +1), the small one was wrong (gain -1).
+    scores = np.array([[0.1, 0.9], [0.2, 0.8], [0.45, 0.5], [0.6, 0.4]])
+    outcomes = np.array([[0, 1], [0, 1], [1, 0], [1, 1]], dtype=float)
+    tau, summary = calibrate_margin(scores, outcomes, default_index=0)
+    assert tau == pytest.approx(0.6)  # trust margins 0.8 and 0.6, not 0.05
+    assert summary["default_accuracy"] == 0.5 and summary["safe_accuracy"] == 1.0
+    # When the model never helps, τ is +inf: always the default.
+    tau, _ = calibrate_margin(scores, 1 - outcomes * [[0, 1]], default_index=0)
+    assert math.isinf(tau)
+
+
+def test_policy_round_trips_through_json_shape():
+    p = SelectionPolicy("Let's think", 0.25, math.inf, {"n_queries": 3})
+    d = p.to_dict()
+    assert d["margin_threshold"] is None
+    assert SelectionPolicy.from_dict(d) == p
+    assert p.default_index_in(["a", "Let's think"]) == 1 and p.default_index_in(["a"]) is None
+
+
+def test_select_prompts_batch_with_unseen_candidates():
+    emb = HashingBagOfWordsEmbedder(32)
+    trained = fit_reward_model(fruit_logs(), emb, params=FAST, features="concat")
+    policy = calibrate_policy(trained)
+    candidates = ["Use the apple method: ", "Use the banana method: ", "A brand new prompt never logged: "]
+    out = select_prompts(trained.model, emb, ["apple question 998 about apples and number 998",
+                                              "banana question 999 about bananas and number 999"],
+                         candidates, SelectionPolicy(policy.default_prompt, 0.5, 0.0), top_k=2)
+    assert [r["prompt"] for r in out] == candidates[:2]
+    assert all(len(r["ranking"]) == 2 and r["fallback"] is False for r in out)
+    assert out[0]["ranking"][0]["p_correct"] >= out[0]["ranking"][1]["p_correct"]
+    with pytest.raises(ValueError, match="no candidate"):
+        select_prompts(trained.model, emb, ["q"], [])
+    with pytest.raises(ValueError, match="differs"):
+        select_prompts(trained.model, HashingBagOfWordsEmbedder(16), ["q"], candidates)
