@@ -21,17 +21,17 @@ from oirl.evaluate import (
 )
 from oirl.evaluate.report import plot_accuracy_vs_k
 
-O = np.array([[1, 0, 0],
+OUTCOMES = np.array([[1, 0, 0],
               [0, 0, 0],
               [1, 1, 0],
               [0, 1, 1]], dtype=float)
 
 
 def test_outcome_baselines_by_hand():
-    np.testing.assert_allclose(random_outcomes(O), [1 / 3, 0, 2 / 3, 2 / 3])
-    np.testing.assert_array_equal(oracle_outcomes(O), [1, 0, 1, 1])
-    assert best_single_index(O) == 0  # columns 0 and 1 both 0.5: first wins
-    np.testing.assert_array_equal(chosen_outcomes(O, [0, 2, 1, 2]), [1, 0, 1, 1])
+    np.testing.assert_allclose(random_outcomes(OUTCOMES), [1 / 3, 0, 2 / 3, 2 / 3])
+    np.testing.assert_array_equal(oracle_outcomes(OUTCOMES), [1, 0, 1, 1])
+    assert best_single_index(OUTCOMES) == 0  # columns 0 and 1 both 0.5: first wins
+    np.testing.assert_array_equal(chosen_outcomes(OUTCOMES, [0, 2, 1, 2]), [1, 0, 1, 1])
 
 
 def test_pgr_by_hand():

@@ -73,15 +73,18 @@ def test_neighbour_memory_never_shows_a_query_its_own_outcome():
     np.testing.assert_allclose(mem.grid(np.array([[0, 1]], np.float32), p)[0, 0, 0], 0.5)
 
 
-@pytest.mark.parametrize("backend,params", [("lightgbm", FAST), ("xgboost", {"n_rounds": 60}),
-                                            ("mlp", {"n_rounds": 40, "hidden": 32, "batch_size": 16, "lr": 3e-3, "early_stopping_rounds": 40})])
+MLP_SMALL = {"n_rounds": 40, "hidden": 32, "batch_size": 16, "lr": 3e-3, "early_stopping_rounds": 40}
+
+
+@pytest.mark.parametrize("backend,params", [("lightgbm", FAST), ("xgboost", {"n_rounds": 60}), ("mlp", MLP_SMALL)])
 @pytest.mark.parametrize("features", ["concat", "concat+knn"])
 def test_backends_learn_which_prompt_suits_which_query(backend, params, features, tmp_path):
     emb = HashingBagOfWordsEmbedder(32)
     trained = fit_reward_model(fruit_logs(), emb, backend=backend, params=params, features=features)
     model = trained.model
     assert model.n_features_in_ == 64 + (4 if features.endswith("knn") else 0)
-    q = emb.encode(["apple question 998 about apples and number 998", "banana question 999 about bananas and number 999"])
+    q = emb.encode(["apple question 998 about apples and number 998",
+                    "banana question 999 about bananas and number 999"])
     prompts = emb.encode(["Use the apple method: ", "Use the banana method: "])
     s = model.score(q, prompts)
     assert s.shape == (2, 2) and s[0, 0] > s[0, 1] and s[1, 1] > s[1, 0]
