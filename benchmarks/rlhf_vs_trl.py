@@ -96,6 +96,11 @@ def run(python: Path | str, worker: str, mode: str, assets: Path, updates: int, 
     return json.loads(lines[-1])
 
 
+def best(runs: list[dict]) -> dict:
+    ok = [r for r in runs if "error" not in r]
+    return min(ok, key=lambda r: r["s_per_update_median"]) if ok else runs[-1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default="/work/shared/data", help="mirror directory (for the HH-RLHF prompts)")
@@ -105,6 +110,7 @@ def main() -> None:
     ap.add_argument("--ppo-updates", type=int, default=12)
     ap.add_argument("--rm-updates", type=int, default=40)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=2, help="alternating runs per side; the fastest is reported")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--layers", type=int, default=2)
     args = ap.parse_args()
@@ -117,16 +123,26 @@ def main() -> None:
                                "threads": args.threads, "machine": platform.machine(),
                                **json.loads((assets / "spec.json").read_text())["ppo"], "rm_batch_size": 8,
                                "rm_max_length": 128},
-                     "note": "s/update excludes the first (warm-up) update; train_peak_mb = RSS growth during "
-                             "training over the RSS just before it; process_peak_rss_mb includes imports"}
+                     "note": "each side's fastest of --repeats alternating runs; s/update excludes the first "
+                             "(warm-up) update; train_peak_mb = RSS growth during training over the RSS just "
+                             "before it; process_peak_rss_mb includes imports"}
     for mode, version, updates in (("ppo", args.trl_ppo_version, args.ppo_updates),
                                    ("rm", args.trl_rm_version, args.rm_updates)):
-        ours = run(sys.executable, "ours_worker.py", mode, assets, updates, args.threads)
         try:
-            trl = run(ensure_venv(version), "trl_worker.py", mode, assets, updates, args.threads)
+            trl_python = ensure_venv(version)
         except subprocess.CalledProcessError as e:
+            trl_python = None
             trl = {"error": f"could not install trl=={version}: {e}"}
-        entry = {"ours": ours, "trl": trl}
+        # alternate ours / TRL and keep each side's fastest run: on a shared machine the load drifts
+        runs: dict[str, list[dict]] = {"ours": [], "trl": []}
+        for _ in range(args.repeats):
+            runs["ours"].append(run(sys.executable, "ours_worker.py", mode, assets, updates, args.threads))
+            if trl_python is not None:
+                runs["trl"].append(run(trl_python, "trl_worker.py", mode, assets, updates, args.threads))
+        ours = best(runs["ours"])
+        if trl_python is not None:
+            trl = best(runs["trl"])
+        entry = {"ours": ours, "trl": trl, "all_runs": runs}
         if "error" not in ours and "error" not in trl:
             entry["speedup_vs_trl"] = round(trl["s_per_update_median"] / ours["s_per_update_median"], 2)
             entry["train_peak_ratio_ours_over_trl"] = round(
