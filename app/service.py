@@ -94,12 +94,9 @@ class Service:
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        threading.Thread(target=self._warm, name="embedder-warmup", daemon=True).start()
-        try:
-            self.watcher.refresh()
-        except Exception as exc:  # store not reachable yet: /readyz says so, the watcher retries
-            log.warning("champion not loaded at startup: %s", exc)
-        self.watcher.start()
+        # One thread, in order: warming the embedder imports torch, and so does loading a model;
+        # two threads importing torch at once can see it half-initialised.
+        threading.Thread(target=self._warm_then_watch, name="startup", daemon=True).start()
         if self.settings.run_jobs:
             try:
                 self.runner.reap()  # jobs orphaned by a previous crash
@@ -112,13 +109,18 @@ class Service:
         self.runner.stop()
         self.engine.dispose()
 
-    def _warm(self) -> None:
+    def _warm_then_watch(self) -> None:
         try:
             self.embedder.encode(["warm up the encoder"])
             self.embedder_warm = True
         except Exception as exc:
             self.embedder_error = f"embedder failed to load: {exc}"
             log.error(self.embedder_error)
+        try:
+            self.watcher.refresh()
+        except Exception as exc:  # store not reachable yet: /readyz says so, the watcher retries
+            log.warning("champion not loaded at startup: %s", exc)
+        self.watcher.start()
 
     def _load(self, registry: ModelRegistry, version: int) -> LoadedModel:
         loaded = load_version(registry, version)

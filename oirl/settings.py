@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     champion_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often each worker checks the champion alias and hot-swaps."
     )
-    microbatch_max: int = Field(default=64, ge=1, description="Most queries the encoder takes in one pass.")
+    microbatch_max: int = Field(
+        default=8, ge=1, description="Most queries per encoder pass (measured best on 2 CPU cores; see docs)."
+    )
     microbatch_wait_ms: float = Field(
         default=0.0, ge=0, description="Extra wait to fill an encoder batch; 0 = take what queued meanwhile."
     )

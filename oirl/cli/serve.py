@@ -26,6 +26,7 @@ def serve(
 ) -> None:
     """Migrate the store, then serve the API (docs at /docs, a small page at /)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see app/__init__.py; before torch/lightgbm load
     import uvicorn
 
     from oirl.cli.common import open_store, user_errors

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,7 @@ class ChampionWatcher:
 
     def __init__(self, registry: ModelRegistry, poll_seconds: float = 1.0,
                  loader: Callable[[ModelRegistry, int], LoadedModel] = load_version,
-                 on_swap: Callable[[LoadedModel], None] | None = None):
+                 on_swap: Callable[[LoadedModel], None] | None = None, retry_failed_seconds: float = 30.0):
         self.registry = registry
         self.poll_seconds = poll_seconds
         self.loader = loader
@@ -61,6 +62,8 @@ class ChampionWatcher:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self._failed_version: int | None = None
+        self._failed_at = 0.0
+        self.retry_failed_seconds = retry_failed_seconds
 
     @property
     def current(self) -> LoadedModel | None:
@@ -72,12 +75,12 @@ class ChampionWatcher:
         current = self._current
         if target is None or (current is not None and current.version == target):
             return False
-        if target == self._failed_version:
-            return False  # do not re-hash a broken directory every second; a new promotion retries
+        if target == self._failed_version and time.monotonic() - self._failed_at < self.retry_failed_seconds:
+            return False  # do not re-hash a broken directory every second; retry now and then
         try:
             loaded = self.loader(self.registry, target)
         except Exception as exc:  # keep serving the old champion whatever went wrong
-            self._failed_version = target
+            self._failed_version, self._failed_at = target, time.monotonic()
             self.last_error = f"cannot load champion v{target}: {exc}"
             log.error(self.last_error)
             return False

@@ -102,10 +102,22 @@ def start_client(settings: Settings, minilm, training_embedder) -> TestClient:
     return TestClient(app, raise_server_exceptions=False)
 
 
+def wait_ready(c: TestClient, timeout: float = 60.0) -> TestClient:
+    """The champion is loaded on a startup thread after the embedder warms up; wait for it."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while c.get("/readyz").status_code != 200:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"service not ready: {c.get('/readyz').json()}")
+        time.sleep(0.05)
+    return c
+
+
 @pytest.fixture
 def client(settings, minilm, training_embedder):
     with start_client(settings, minilm, training_embedder) as c:
-        yield c
+        yield wait_ready(c)
 
 
 @pytest.fixture

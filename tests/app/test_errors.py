@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 PROBLEM = "application/problem+json"
@@ -53,10 +55,11 @@ def test_batch_limits(client):
 
 
 def test_limits_follow_settings(settings, minilm, training_embedder):
-    from conftest import start_client
+    from conftest import start_client, wait_ready
 
     small = settings.model_copy(update={"max_query_chars": 10, "max_candidates": 1, "max_batch": 2})
     with start_client(small, minilm, training_embedder) as c:
+        wait_ready(c)
         problem(c.post("/v1/select", json={"query": "x" * 11}), 422, "limit of 10")
         problem(c.post("/v1/select", json={"query": "x", "candidates": [{"text": "a"}, {"text": "b"}]}), 422,
                 "limit of 1")
@@ -79,5 +82,6 @@ def test_no_champion_is_503_with_reason(tmp_path, model_dir, minilm, training_em
     s = make_settings(tmp_path, url)
     seed_store(url, s.resolved_artefact_dir, model_dir, promote=False)
     with start_client(s, minilm, training_embedder) as c:
+        time.sleep(1.0)  # let the startup thread look for a champion
         problem(c.post("/v1/select", json={"query": "q"}), 503, "no champion")
         problem(c.get("/readyz"), 503, "no champion")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import TINY, start_client
+from conftest import TINY, start_client, wait_ready
 
 from oirl.jobs import JobRunner
 from oirl.store import jobs_repo
@@ -16,6 +16,7 @@ pytestmark = pytest.mark.postgres
 
 def test_service_flow_on_postgres(pg_settings, minilm, training_embedder, auth, wait_job):
     with start_client(pg_settings, minilm, training_embedder) as c:
+        wait_ready(c)
         r = c.post("/v1/select", json={"query": "What is 2 + 3?"})
         assert r.status_code == 200 and r.headers["X-Model-Version"] == "1"
         rows = [{"query": "What is 1 + 1?", "prompt": "Go: ", "correct": True}]
