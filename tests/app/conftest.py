@@ -8,43 +8,24 @@ import shutil
 import uuid
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-from fastapi.testclient import TestClient
+from service_support import (
+    TINY,
+    TOKEN,
+    _wait_job,
+    make_settings,
+    seed_store,
+    start_client,
+    synthetic_logs,
+    wait_ready,
+)
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from app.main import create_app
 from oirl.embed import CachedEmbedder, EmbeddingCache, make_embedder
-from oirl.registry import ModelRegistry
 from oirl.reward import fit_reward_model
 from oirl.select import calibrate_policy
 from oirl.settings import Settings
-from oirl.store.engine import make_engine, make_session_factory, transaction
-from oirl.store.logs import import_outcomes
-from oirl.store.migrate import upgrade
-
-TOKEN = "test-admin-token"
-TINY = {"n_rounds": 30, "min_data_in_leaf": 3, "num_leaves": 4, "early_stopping_rounds": 5}
-DIRECT, STEPWISE = "The answer is:", "Let's think step by step: "
-
-
-def synthetic_logs(n: int = 80, seed: int = 0) -> pd.DataFrame:
-    """Bare sums are answered right with DIRECT, word problems with STEPWISE (90% of the time)."""
-    rng = np.random.default_rng(seed)
-    names = ["Tom", "Sara", "Ali", "Mia", "Ken"]
-    rows = []
-    for i in range(n):
-        bare = i % 2 == 0
-        a, b = int(rng.integers(2, 99)), int(rng.integers(2, 99))
-        q = (f"What is {a} + {b}?" if bare else
-             f"{names[i % 5]} has {a} marbles, loses {b % a + 1} of them and then buys {b} more. How many now?")
-        for prompt, good in ((DIRECT, bare), (STEPWISE, not bare)):
-            correct = good if rng.random() > 0.1 else not good
-            rows.append({"dataset": "synth", "external_key": str(i), "query": q, "prompt": prompt,
-                         "correct": bool(correct), "llm": "toy-llm", "split": "train"})
-    return pd.DataFrame(rows)
 
 
 @pytest.fixture(scope="session")
@@ -70,48 +51,12 @@ def model_dir(training_embedder, tmp_path_factory) -> Path:
     return out
 
 
-def seed_store(url: str, artefacts: Path, model_dir: Path, promote: bool = True) -> None:
-    upgrade(url)
-    engine = make_engine(url)
-    factory = make_session_factory(engine)
-    with transaction(factory) as s:
-        import_outcomes(s, synthetic_logs(), source="test")
-    registry = ModelRegistry(factory, artefacts)
-    v = registry.register(model_dir, data_snapshot={"llm": "toy-llm"})
-    if promote:
-        registry.promote(v.id)
-    engine.dispose()
-
-
-def make_settings(home: Path, url: str, **over) -> Settings:
-    base = dict(home=home, database_url=url, admin_token=TOKEN, champion_poll_seconds=0.2,
-                job_heartbeat_seconds=0.2, job_stale_seconds=30)
-    return Settings(**{**base, **over})
-
-
 @pytest.fixture
 def settings(tmp_path, model_dir) -> Settings:
     url = f"sqlite:///{tmp_path / 'oirl.db'}"
     s = make_settings(tmp_path, url)
     seed_store(url, s.resolved_artefact_dir, model_dir)
     return s
-
-
-def start_client(settings: Settings, minilm, training_embedder) -> TestClient:
-    app = create_app(settings, embedder=minilm, training_embedder=training_embedder)
-    return TestClient(app, raise_server_exceptions=False)
-
-
-def wait_ready(c: TestClient, timeout: float = 60.0) -> TestClient:
-    """The champion is loaded on a startup thread after the embedder warms up; wait for it."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while c.get("/readyz").status_code != 200:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"service not ready: {c.get('/readyz').json()}")
-        time.sleep(0.05)
-    return c
 
 
 @pytest.fixture
@@ -144,18 +89,6 @@ def pg_settings(tmp_path, model_dir):
         c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
     shutil.rmtree(tmp_path / "models", ignore_errors=True)
-
-
-def _wait_job(client: TestClient, url: str, headers: dict, timeout: float = 120.0) -> dict:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = client.get(url, headers=headers).json()
-        if body["status"] in ("succeeded", "failed"):
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"job at {url} did not finish in {timeout}s: {body}")
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from conftest import TINY
+from service_support import TINY
 
 
 def test_retrain_job_makes_a_challenger_that_can_be_promoted_and_rolled_back(client, auth, wait_job):

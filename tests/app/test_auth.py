@@ -27,7 +27,7 @@ def test_missing_or_wrong_token_is_401(client, method, path, body):
 
 @pytest.mark.parametrize(("method", "path", "body"), WRITES)
 def test_no_token_configured_means_closed(settings, minilm, training_embedder, method, path, body):
-    from conftest import start_client
+    from service_support import start_client
 
     with start_client(settings.model_copy(update={"admin_token": None}), minilm, training_embedder) as c:
         r = getattr(c, method)(path, headers={"Authorization": "Bearer anything"},

@@ -55,7 +55,7 @@ def test_batch_limits(client):
 
 
 def test_limits_follow_settings(settings, minilm, training_embedder):
-    from conftest import start_client, wait_ready
+    from service_support import start_client, wait_ready
 
     small = settings.model_copy(update={"max_query_chars": 10, "max_candidates": 1, "max_batch": 2})
     with start_client(small, minilm, training_embedder) as c:
@@ -76,7 +76,7 @@ def test_unknown_route_and_method_and_missing_things(client, auth):
 
 
 def test_no_champion_is_503_with_reason(tmp_path, model_dir, minilm, training_embedder):
-    from conftest import make_settings, seed_store, start_client
+    from service_support import make_settings, seed_store, start_client
 
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     s = make_settings(tmp_path, url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import TINY, start_client, wait_ready
+from service_support import TINY, start_client, wait_ready
 
 from oirl.jobs import JobRunner
 from oirl.store import jobs_repo

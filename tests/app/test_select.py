@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import DIRECT, STEPWISE
+from service_support import DIRECT, STEPWISE
 
 
 def test_select_default_candidates_answers_the_full_shape(client):
