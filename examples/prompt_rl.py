@@ -109,7 +109,8 @@ def main() -> None:
     ap.add_argument("--reward-model", default="", help="a saved oirl PromptRewardModel (else a stand-in is trained)")
     ap.add_argument("--algo", choices=["raft", "ppo"], default="raft")
     ap.add_argument("--updates", type=int, default=30)
-    ap.add_argument("--warm-start-steps", type=int, default=150)
+    ap.add_argument("--warm-start-steps", type=int, default=250)
+    ap.add_argument("--lr", type=float, default=0.0, help="RL learning rate (0 = 3e-4 for RAFT, 3e-4 for PPO)")
     ap.add_argument("--standin-queries", type=int, default=600, help="training questions for the stand-in reward")
     ap.add_argument("--eval-queries", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
@@ -155,15 +156,15 @@ def main() -> None:
         from rlhf.raft import RAFTConfig, RAFTTrainer
 
         cfg = RAFTConfig(output_dir=str(out), seed=args.seed, iterations=args.updates, batch_size=16, k=4,
-                         max_new_tokens=32, max_prompt_length=47, lr=1e-3, temperature=1.0)
+                         max_new_tokens=32, max_prompt_length=47, lr=args.lr or 3e-4, temperature=1.0)
         trainer = RAFTTrainer(cfg, policy, tok, reward_fn, train_queries)
     else:
         from rlhf.ppo import PPOConfig, PPOTrainer
         from rlhf.reward import RewardModel
 
         cfg = PPOConfig(output_dir=str(out), seed=args.seed, total_updates=args.updates, batch_size=16,
-                        mini_batch_size=8, ppo_epochs=2, max_new_tokens=32, max_prompt_length=47, lr=3e-4,
-                        temperature=1.0, kl_coef=0.02)
+                        mini_batch_size=8, ppo_epochs=2, max_new_tokens=32, max_prompt_length=47,
+                        lr=args.lr or 3e-4, temperature=1.0, kl_coef=0.05)
         value = RewardModel(tiny_causal_lm(tok, hidden=64, layers=2, heads=4, seed=args.seed + 1).base_model, tok)
         trainer = PPOTrainer(cfg, policy, tok, value, reward_fn, train_queries)
     history = trainer.train()
