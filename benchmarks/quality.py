@@ -60,7 +60,7 @@ def markdown(reports: list[dict], meta: dict) -> str:
         out += [f"## {setting}" + (" (6 training prompts + 10 held-out candidates)" if setting == "held-out" else ""),
                 "", "| dataset | protocol | n test | random | BoTr (train) | BoTr (test) | LLM conf. | OIRL argmax "
                 "| CI vs BoTr | PGR | OIRL safe | CI vs BoTr | PGR | fallback | oracle |",
-                "|" + " --- |" * 16]
+                "|" + " --- |" * 15]
         for r in reports:
             if (setting == "held-out") != r["held_out"]:
                 continue
@@ -92,7 +92,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-boot", type=int, default=2000)
     ap.add_argument("--name", default="quality", help="output file stem under benchmarks/results/")
+    ap.add_argument("--render-only", action="store_true", help="only rewrite the markdown from the JSON")
     args = ap.parse_args()
+    if args.render_only:
+        saved = json.loads((RESULTS / f"{args.name}.json").read_text())
+        (RESULTS / f"{args.name}.md").write_text(markdown(saved["reports"], saved["meta"]))
+        return
     root = args.root or get_settings().resolved_benchmark_dir
     embedder = make_embedder(get_settings())
     start = time.perf_counter()
