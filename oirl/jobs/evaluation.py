@@ -27,7 +27,8 @@ class EvaluationParams:
     held_out: bool = False
     backend: str = "lightgbm"
     params: dict | None = None
-    features: str = "concat"
+    features: str = "concat+knn"
+    """Pair features; the library default, as measured in benchmarks/results/quality.md."""
     seed: int = 0
     n_boot: int = 2000
     max_queries: int | None = None

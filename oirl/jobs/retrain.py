@@ -37,7 +37,8 @@ class RetrainParams:
     backend: str = "lightgbm"
     params: dict | None = None
     """Backend parameters overriding its defaults."""
-    features: str = "concat"
+    features: str = "concat+knn"
+    """Pair features; the library default, as measured in benchmarks/results/quality.md."""
     holdout_fraction: float = 0.2
     """Share of distinct questions held out to judge the challenger against the champion."""
     max_queries: int | None = None
