@@ -9,6 +9,11 @@ PORT     ?= 8000
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+# A local copy of the benchmark files beside the clone (as in this project's CI) saves the download.
+MIRROR := $(wildcard $(abspath ../shared/data))
+ifneq ($(MIRROR),)
+export OIRL_MIRROR_DIR ?= $(MIRROR)
+endif
 
 .PHONY: run test install lint bench bench-import bench-quality bench-serve clean
 
