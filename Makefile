@@ -15,7 +15,7 @@ ifneq ($(MIRROR),)
 export OIRL_MIRROR_DIR ?= $(MIRROR)
 endif
 
-.PHONY: run test install lint bench bench-import bench-quality bench-serve clean
+.PHONY: run test install lint bench bench-import bench-quality bench-train bench-embed bench-serve bench-rlhf clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -44,10 +44,21 @@ bench-import: install
 bench-quality: install
 	$(BIN)/python benchmarks/quality.py
 
+bench-train: install
+	$(BIN)/python benchmarks/train_speed.py --dataset mawps
+
+bench-embed: install
+	$(BIN)/python benchmarks/embed_speed.py
+
 bench-serve: install
 	$(BIN)/python benchmarks/serve.py
 
-bench: bench-import bench-quality bench-serve
+# Installs TRL into its own virtual environments under benchmarks/rlhf/ (never a project dependency).
+bench-rlhf: install
+	$(BIN)/python benchmarks/rlhf/reward_accuracy.py
+	$(BIN)/python benchmarks/rlhf_vs_trl.py
+
+bench: bench-import bench-embed bench-train bench-quality bench-serve bench-rlhf
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
