@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from datetime import timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from oirl.embed import make_embedder
 from oirl.jobs import EvaluationParams, JobError, JobRunner, RetrainParams, retrain, run_evaluation
 from oirl.registry import ModelRegistry, load_version
 from oirl.store import jobs_repo
-from oirl.store.engine import make_engine, make_session_factory, transaction
+from oirl.store.engine import transaction
 from oirl.store.logs import import_outcomes
-from oirl.store.migrate import upgrade
 
 TINY = {"n_rounds": 20, "min_data_in_leaf": 2, "num_leaves": 4, "early_stopping_rounds": 5}
 GOOD_FOR_SUMS, GOOD_FOR_STORIES = "The answer is:", "Let's think step by step: "
@@ -41,50 +36,13 @@ def synthetic_logs(n: int = 120, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _pg_database(base_url: str):
-    """A fresh database on the server at ``base_url``; returns (url, drop)."""
-    name = f"oirl_test_{uuid.uuid4().hex[:10]}"
-    url = make_url(base_url).set(drivername="postgresql+psycopg")
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url.set(database=name).render_as_string(hide_password=False), drop
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'jobs.db'}"
-        return
-    base = os.environ.get("OIRL_TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("OIRL_TEST_DATABASE_URL not set")
-    url, drop = _pg_database(base)
-    yield url
-    drop()
-
-
-@pytest.fixture
-def factory(db_url):
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    yield make_session_factory(engine)
-    engine.dispose()
-
-
 @pytest.fixture
 def embedder():
     return make_embedder("hashing-bow-64", cache=False)
 
 
-def test_each_job_is_claimed_exactly_once_by_concurrent_workers(factory):
-    with transaction(factory) as s:
+def test_each_job_is_claimed_exactly_once_by_concurrent_workers(store):
+    with transaction(store) as s:
         ids = {jobs_repo.create_job(s, "noop").id for _ in range(12)}
     ran: list[str] = []
     lock = threading.Lock()
@@ -94,7 +52,7 @@ def test_each_job_is_claimed_exactly_once_by_concurrent_workers(factory):
             ran.append(ctx.job_id)
         return {"ok": True}
 
-    runners = [JobRunner(factory, {"noop": handler}, worker_id=f"w{i}") for i in range(4)]
+    runners = [JobRunner(store, {"noop": handler}, worker_id=f"w{i}") for i in range(4)]
 
     def drain(r):
         while r.run_once():
@@ -106,43 +64,43 @@ def test_each_job_is_claimed_exactly_once_by_concurrent_workers(factory):
     for t in threads:
         t.join()
     assert sorted(ran) == sorted(ids)  # every job once, none twice
-    with factory() as s:
+    with store() as s:
         assert jobs_repo.counts(s) == {("noop", "succeeded"): 12}
 
 
-def test_failures_are_recorded_with_their_reason(factory):
+def test_failures_are_recorded_with_their_reason(store):
     def boom(ctx):
         raise JobError("no training logs for dataset 'x'")
 
     def crash(ctx):
         raise ZeroDivisionError("oops")
 
-    runner = JobRunner(factory, {"boom": boom, "crash": crash})
+    runner = JobRunner(store, {"boom": boom, "crash": crash})
     a, b = runner.submit("boom"), runner.submit("crash")
     runner.run_once(), runner.run_once()
-    with factory() as s:
+    with store() as s:
         ja, jb = jobs_repo.get_job(s, a), jobs_repo.get_job(s, b)
     assert (ja.status, ja.error) == ("failed", "no training logs for dataset 'x'")
     assert jb.status == "failed" and jb.error.startswith("ZeroDivisionError: oops")
 
 
-def test_stale_running_job_is_reaped_and_cannot_be_resurrected(factory):
-    with transaction(factory) as s:
+def test_stale_running_job_is_reaped_and_cannot_be_resurrected(store):
+    with transaction(store) as s:
         job_id = jobs_repo.create_job(s, "retrain").id
         assert jobs_repo.claim_next(s, "dead-worker").id == job_id
-    with transaction(factory) as s:
+    with transaction(store) as s:
         assert jobs_repo.reap_stale(s, timedelta(seconds=60)) == 0  # fresh heartbeat
         assert jobs_repo.reap_stale(s, timedelta(seconds=-1)) == 1  # "a minute later"
-    with transaction(factory) as s:
+    with transaction(store) as s:
         job = jobs_repo.get_job(s, job_id)
         assert job.status == "failed" and "heartbeat" in job.error
         assert not jobs_repo.heartbeat(s, job_id, "dead-worker", 0.5)  # the old worker is told it lost it
         assert not jobs_repo.finish(s, job_id, "dead-worker", result={"version": 9})
-    with factory() as s:
+    with store() as s:
         assert jobs_repo.get_job(s, job_id).status == "failed"
 
 
-def test_background_loop_runs_submitted_jobs_and_heartbeats(factory):
+def test_background_loop_runs_submitted_jobs_and_heartbeats(store):
     done = threading.Event()
     beats = []
 
@@ -152,12 +110,12 @@ def test_background_loop_runs_submitted_jobs_and_heartbeats(factory):
         done.wait(1.0)
         return {"n": 1}
 
-    runner = JobRunner(factory, {"slow": slow}, heartbeat_seconds=0.05, poll_seconds=0.05)
+    runner = JobRunner(store, {"slow": slow}, heartbeat_seconds=0.05, poll_seconds=0.05)
     runner.start()
     try:
         job_id = runner.submit("slow")
         for _ in range(100):
-            with factory() as s:
+            with store() as s:
                 job = jobs_repo.get_job(s, job_id)
             if job.status == "succeeded":
                 break
@@ -169,16 +127,16 @@ def test_background_loop_runs_submitted_jobs_and_heartbeats(factory):
     assert job.heartbeat_at is not None and job.started_at is not None
 
 
-def test_retrain_registers_a_challenger_judged_against_the_champion(factory, embedder, tmp_path):
-    with transaction(factory) as s:
+def test_retrain_registers_a_challenger_judged_against_the_champion(store, embedder, tmp_path):
+    with transaction(store) as s:
         import_outcomes(s, synthetic_logs(), source="test")
-    registry = ModelRegistry(factory, tmp_path / "models")
+    registry = ModelRegistry(store, tmp_path / "models")
     p = RetrainParams(params=TINY, holdout_fraction=0.25)
-    first, m1 = retrain(factory, registry, embedder, p)
+    first, m1 = retrain(store, registry, embedder, p)
     assert first.aliases == ["challenger"] and m1["gate"]["champion_version"] is None
     assert m1["holdout"]["accuracy"] > 0.7  # the signal is learnable
     registry.promote(first.id)
-    second, m2 = retrain(factory, registry, embedder, p, champion=load_version(registry, first.id))
+    second, m2 = retrain(store, registry, embedder, p, champion=load_version(registry, first.id))
     gate = m2["gate"]
     assert gate["champion_version"] == first.id and gate["champion_accuracy"] == pytest.approx(gate["accuracy"])
     registry.promote(second.id)  # same data and seed: not worse, so the gate lets it through
@@ -186,19 +144,19 @@ def test_retrain_registers_a_challenger_judged_against_the_champion(factory, emb
     assert second.data_snapshot["n_train_rows"] + second.data_snapshot["n_holdout_rows"] == 192
 
 
-def test_retrain_without_logs_fails_cleanly(factory, embedder, tmp_path):
+def test_retrain_without_logs_fails_cleanly(store, embedder, tmp_path):
     with pytest.raises(JobError, match="no training logs"):
-        retrain(factory, ModelRegistry(factory, tmp_path), embedder, RetrainParams(dataset="nope"))
+        retrain(store, ModelRegistry(store, tmp_path), embedder, RetrainParams(dataset="nope"))
 
 
-def test_evaluation_returns_report_and_plot(factory, embedder):
-    with transaction(factory) as s:
+def test_evaluation_returns_report_and_plot(store, embedder):
+    with transaction(store) as s:
         import_outcomes(s, synthetic_logs(), source="test")
     from oirl.jobs.data import store_logs
 
-    prompts = sorted(store_logs(factory)["prompt_index"].unique().tolist())
+    prompts = sorted(store_logs(store)["prompt_index"].unique().tolist())
     assert prompts == [0, 1]  # benchmark prompt texts keep their benchmark indices
-    out = run_evaluation(factory, embedder, EvaluationParams(dataset="synth", prompts=prompts, params=TINY,
+    out = run_evaluation(store, embedder, EvaluationParams(dataset="synth", prompts=prompts, params=TINY,
                                                              n_boot=100))
     assert out["report"]["methods"]["prompt_oirl"]["accuracy"] is not None
     import base64
