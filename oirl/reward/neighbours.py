@@ -24,11 +24,18 @@ import numpy as np
 N_FEATURES = 4
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, so dot products are the cosines the kernel is defined on
+    (the bundled embedders already normalise; raw vectors from elsewhere may not)."""
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 class NeighbourMemory:
     def __init__(self, query_emb: np.ndarray, prompt_emb: np.ndarray, rates: np.ndarray, k: int = 100,
                  temperature: float = 0.05):
-        self.query_emb = np.asarray(query_emb, dtype=np.float32)  # (n_mem, d)
-        self.prompt_emb = np.asarray(prompt_emb, dtype=np.float32)  # (n_mp, d)
+        self.query_emb = _unit(query_emb)  # (n_mem, d)
+        self.prompt_emb = _unit(prompt_emb)  # (n_mp, d)
         self.rates = np.asarray(rates, dtype=np.float32)  # (n_mem, n_mp); NaN where not logged
         self.k = int(min(k, len(self.query_emb)))
         self.temperature = float(temperature)
@@ -48,9 +55,10 @@ class NeighbourMemory:
         best = np.empty(n_q, dtype=np.float32)
         logged = ~np.isnan(self.rates)
         filled = np.where(logged, self.rates, 0.0).astype(np.float32)
-        prior = np.nanmean(self.rates, axis=0)  # a query with no usable neighbour gets the global rate
+        n_logged = logged.sum(axis=0)
+        prior = filled.sum(axis=0) / np.maximum(n_logged, 1)  # a query with no usable neighbour: the global rate
         for s in range(0, n_q, block):
-            sims = np.asarray(query_emb[s : s + block], np.float32) @ self.query_emb.T  # (b, n_mem)
+            sims = _unit(query_emb[s : s + block]) @ self.query_emb.T  # (b, n_mem)
             if exclude is not None:
                 sims[np.arange(len(sims)), exclude[s : s + block]] = -np.inf
             k = min(self.k, sims.shape[1] - (exclude is not None))
@@ -64,7 +72,7 @@ class NeighbourMemory:
         return out, best
 
     def _prompt_map(self, prompt_emb: np.ndarray):
-        sims = np.asarray(prompt_emb, np.float32) @ self.prompt_emb.T  # (n_p, n_mp)
+        sims = _unit(prompt_emb) @ self.prompt_emb.T  # (n_p, n_mp)
         return sims.argmax(axis=1), sims.max(axis=1)
 
     def grid(self, query_emb: np.ndarray, prompt_emb: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
