@@ -5,26 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
+from toy_logs import FAST, fruit_logs
 
 from oirl.embed import HashingBagOfWordsEmbedder
 from oirl.reward import fit_reward_model
 from oirl.select import SelectionPolicy, best_of_n, calibrate_margin, calibrate_policy, select_prompts
-
-FAST = {"n_rounds": 60, "min_data_in_leaf": 2, "early_stopping_rounds": 10}
-
-
-def fruit_logs(n_per_kind=40, seed=0) -> pd.DataFrame:
-    """Prompt A works on apple questions, prompt B on banana questions (with 10% label noise)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(2 * n_per_kind):
-        kind = "apple" if i % 2 == 0 else "banana"
-        for prompt, good in (("Use the apple method: ", "apple"), ("Use the banana method: ", "banana")):
-            rows.append({"query": f"{kind} question {i} about {kind}s and number {i}", "prompt": prompt,
-                         "correct": (kind == good) != (rng.random() < 0.1)})
-    return pd.DataFrame(rows)
 
 
 def test_best_of_n_by_hand():
