@@ -34,10 +34,23 @@ def run_online() -> None:
 
 
 def _run(connection) -> None:
-    # Batch mode makes ALTERs work on SQLite, which cannot alter most things in place.
+    # Batch mode makes ALTERs work on SQLite, which cannot alter most things in place: it
+    # copies a table and drops the old one. With foreign keys on, that DROP would cascade-
+    # delete every referencing row, so they are off while migrating (checked after).
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()  # end SQLAlchemy's autobegun transaction so Alembic's own commits
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"migration left rows with dangling foreign keys: {broken[:5]}")
+    if sqlite:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
 
 
 if context.is_offline_mode():

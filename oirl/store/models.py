@@ -1,11 +1,13 @@
-"""SQLAlchemy models: logs (queries, prompts, outcomes) and the service's registry and jobs.
+"""SQLAlchemy models: tasks, logs (queries, prompts, observations), the registry and jobs.
 
 The store knows nothing of the maths: it keeps rows and hands back DataFrames.
 Identity rules that make imports idempotent:
-- a prompt is its exact text (``text_sha256`` unique);
-- a query is (dataset, external_key): the benchmark's line index, or the SHA-256 of the
+- a prompt is its exact text (``text_sha256`` unique), shared by tasks (``task_prompts``);
+- a query is (task, external_key): the benchmark's line index, or the SHA-256 of the
   text for user logs, so SVAMP's repeated question texts stay distinct queries;
-- an outcome is (query, prompt, llm): importing the same observation twice adds nothing.
+- an observation is an event, not a fact: the same (query, prompt, llm) may be observed
+  many times with different rewards. Its ``observation_key`` (a decision id, or a hash of
+  the row and its occurrence number, see ``oirl.store.logs.observation_key``) is unique.
 """
 
 from __future__ import annotations
@@ -53,42 +55,77 @@ class Base(DeclarativeBase):
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+class Task(Base):
+    """A named selection problem: its candidate prompts, the LLM it serves, its own aliases."""
+
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    llm: Mapped[str | None] = mapped_column(String(128))  # the LLM it serves; None: not declared
+    description: Mapped[str] = mapped_column(Text, default="")
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Prompt(Base):
+    """A prompt is its exact text, shared by every task; whether it is a candidate is per task."""
+
     __tablename__ = "prompts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     text: Mapped[str] = mapped_column(Text)
     text_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str | None] = mapped_column(String(128))
-    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TaskPrompt(Base):
+    """A prompt registered for a task; only active ones are default candidates."""
+
+    __tablename__ = "task_prompts"
+
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), primary_key=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Query(Base):
     __tablename__ = "queries"
-    __table_args__ = (UniqueConstraint("dataset", "external_key", name="uq_queries_dataset_key"),)
+    __table_args__ = (UniqueConstraint("task_id", "external_key", name="uq_queries_task_key"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    dataset: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
     external_key: Mapped[str] = mapped_column(String(128))
     text: Mapped[str] = mapped_column(Text)
     text_sha256: Mapped[str] = mapped_column(String(64), index=True)
 
 
-class Outcome(Base):
-    __tablename__ = "outcomes"
+class Observation(Base):
+    """One try: a query answered by an LLM with a prompt, and the reward it earned.
+
+    Repeated tries of the same (query, prompt, llm) are separate rows; ``observation_key``
+    (unique) makes re-importing the same file or re-posting the same rows add nothing.
+    """
+
+    __tablename__ = "observations"
     __table_args__ = (
-        UniqueConstraint("query_id", "prompt_id", "llm", name="uq_outcomes_query_prompt_llm"),
-        Index("ix_outcomes_llm_split", "llm", "split"),
+        Index("ix_observations_llm_split", "llm", "split"),
+        Index("ix_observations_query_id", "query_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    observation_key: Mapped[str] = mapped_column(String(64), unique=True)
     query_id: Mapped[int] = mapped_column(ForeignKey("queries.id", ondelete="CASCADE"))
     prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), index=True)
     llm: Mapped[str] = mapped_column(String(128))
-    correct: Mapped[bool] = mapped_column(Boolean)
+    reward: Mapped[float] = mapped_column(Float)  # in [0, 1]; 1/0 for correct/incorrect
+    propensity: Mapped[float | None] = mapped_column(Float)  # P(logging policy chose this prompt | query)
+    decision_id: Mapped[str | None] = mapped_column(String(64), index=True)
     split: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(255))
+    logged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -98,6 +135,7 @@ class ModelVersion(Base):
     __tablename__ = "model_versions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)  # the version number
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), index=True)  # None: made before tasks
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     backend: Mapped[str] = mapped_column(String(32))
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -112,10 +150,11 @@ class ModelVersion(Base):
 
 
 class Alias(Base):
-    """A movable name (``champion``, ``challenger``) pointing at one model version."""
+    """A movable name (``champion``, ``challenger``) of one task, pointing at one model version."""
 
     __tablename__ = "aliases"
 
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -126,9 +165,11 @@ class AliasEvent(Base):
     """Append-only history of alias moves; rollback reads it to find the previous champion."""
 
     __tablename__ = "alias_events"
+    __table_args__ = (Index("ix_alias_events_task_alias", "task_id", "alias"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    alias: Mapped[str] = mapped_column(String(32), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(32))
     version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
     previous_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     reason: Mapped[str] = mapped_column(String(255), default="")

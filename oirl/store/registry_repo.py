@@ -1,6 +1,7 @@
-"""Repository for model versions and their aliases (champion, challenger).
+"""Repository for model versions and their per-task aliases (champion, challenger).
 
-Versions are immutable rows; aliases are the only thing that moves, and every move is
+Versions are immutable rows, each belonging to one task; aliases are per task and are the
+only thing that moves, and every move is
 appended to ``alias_events`` so a rollback can find where the alias pointed before.
 Moving an alias locks its row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite serialises
 writers anyway), so two concurrent promotions cannot interleave their read and write.
@@ -38,34 +39,45 @@ def get_version(session: Session, version_id: int) -> ModelVersion | None:
     return session.get(ModelVersion, version_id)
 
 
-def list_versions(session: Session) -> list[ModelVersion]:
-    return list(session.execute(select(ModelVersion).order_by(ModelVersion.id.desc())).scalars())
+def list_versions(session: Session, task_id: int | None = None) -> list[ModelVersion]:
+    stmt = select(ModelVersion).order_by(ModelVersion.id.desc())
+    if task_id is not None:
+        stmt = stmt.where(ModelVersion.task_id == task_id)
+    return list(session.execute(stmt).scalars())
 
 
-def aliases(session: Session) -> dict[str, int]:
-    return {a.name: a.version_id for a in session.execute(select(Alias)).scalars()}
+def aliases(session: Session, task_id: int | None = None) -> dict[tuple[int, str], int]:
+    """(task id, alias name) -> version id."""
+    stmt = select(Alias.task_id, Alias.name, Alias.version_id)
+    if task_id is not None:
+        stmt = stmt.where(Alias.task_id == task_id)
+    return {(t, n): v for t, n, v in session.execute(stmt).all()}
 
 
-def alias_version_id(session: Session, name: str) -> int | None:
-    return session.execute(select(Alias.version_id).where(Alias.name == name)).scalar_one_or_none()
+def alias_version_id(session: Session, task_id: int, name: str) -> int | None:
+    stmt = select(Alias.version_id).where(Alias.task_id == task_id, Alias.name == name)
+    return session.execute(stmt).scalar_one_or_none()
 
 
-def move_alias(session: Session, name: str, version_id: int, reason: str = "") -> int | None:
-    """Point ``name`` at ``version_id``; record the move; return the previous version id."""
+def move_alias(session: Session, task_id: int, name: str, version_id: int, reason: str = "") -> int | None:
+    """Point the task's ``name`` at ``version_id``; record the move; return the previous version id."""
     # lazyload: the joined version would make PostgreSQL refuse FOR UPDATE on an outer join.
-    stmt = select(Alias).options(lazyload(Alias.version)).where(Alias.name == name).with_for_update()
+    stmt = (select(Alias).options(lazyload(Alias.version))
+            .where(Alias.task_id == task_id, Alias.name == name).with_for_update())
     row = session.execute(stmt).scalar_one_or_none()
     previous = row.version_id if row else None
     if row is None:
-        session.add(Alias(name=name, version_id=version_id, updated_at=utcnow()))
+        session.add(Alias(task_id=task_id, name=name, version_id=version_id, updated_at=utcnow()))
     else:
         row.version_id = version_id
         row.updated_at = utcnow()
-    session.add(AliasEvent(alias=name, version_id=version_id, previous_version_id=previous, reason=reason[:255]))
+    session.add(AliasEvent(task_id=task_id, alias=name, version_id=version_id, previous_version_id=previous,
+                           reason=reason[:255]))
     session.flush()
     return previous
 
 
-def alias_history(session: Session, name: str, limit: int = 50) -> list[AliasEvent]:
-    stmt = select(AliasEvent).where(AliasEvent.alias == name).order_by(AliasEvent.id.desc()).limit(limit)
+def alias_history(session: Session, task_id: int, name: str, limit: int = 50) -> list[AliasEvent]:
+    stmt = (select(AliasEvent).where(AliasEvent.task_id == task_id, AliasEvent.alias == name)
+            .order_by(AliasEvent.id.desc()).limit(limit))
     return list(session.execute(stmt).scalars())

@@ -1,0 +1,62 @@
+"""Repository for tasks and their candidate prompts (no maths, no HTTP)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Integer, cast, func, select
+from sqlalchemy.orm import Session
+
+from oirl.store.logs import link_prompts, upsert_prompts
+from oirl.store.models import Prompt, Task, TaskPrompt
+
+TASK_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+
+
+def list_tasks(session: Session) -> list[Task]:
+    return list(session.execute(select(Task).order_by(Task.name)).scalars())
+
+
+def get_task(session: Session, name: str) -> Task | None:
+    return session.execute(select(Task).where(Task.name == name)).scalar_one_or_none()
+
+
+def task_names(session: Session) -> list[str]:
+    return list(session.execute(select(Task.name).order_by(Task.name)).scalars())
+
+
+def create_task(session: Session, name: str, llm: str | None = None, description: str = "",
+                prompts: list[str] | None = None) -> Task:
+    """Insert a task (the caller checks it does not exist) with ``prompts`` as active candidates."""
+    task = Task(name=name, llm=llm, description=description, settings={})
+    session.add(task)
+    session.flush()
+    if prompts:
+        ids = upsert_prompts(session, prompts)
+        link_prompts(session, task.id, [ids[p] for p in prompts])
+    return task
+
+
+def task_prompts(session: Session, task_id: int, active_only: bool = False) -> list[tuple[Prompt, bool]]:
+    """The task's prompts with their active flag, by prompt id."""
+    stmt = (select(Prompt, TaskPrompt.active).join(TaskPrompt, TaskPrompt.prompt_id == Prompt.id)
+            .where(TaskPrompt.task_id == task_id).order_by(Prompt.id))
+    if active_only:
+        stmt = stmt.where(TaskPrompt.active.is_(True))
+    return [(p, bool(a)) for p, a in session.execute(stmt).all()]
+
+
+def prompt_counts(session: Session) -> dict[int, tuple[int, int]]:
+    """task id -> (prompts, active prompts)."""
+    stmt = select(TaskPrompt.task_id, func.count(), func.sum(cast(TaskPrompt.active, Integer))).group_by(
+        TaskPrompt.task_id)
+    return {t: (int(n), int(a or 0)) for t, n, a in session.execute(stmt).all()}
+
+
+def set_prompt_active(session: Session, task_id: int, prompt_id: int, active: bool) -> bool:
+    """Activate or deactivate a task's prompt; False if the prompt is not one of the task's."""
+    row = session.get(TaskPrompt, (task_id, prompt_id))
+    if row is None:
+        return False
+    row.active = active
+    session.flush()
+    return True
+
