@@ -20,14 +20,15 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def get_champion(service: ServiceDep) -> LoadedModel:
-    current = service.watcher.current
+def champion_for(service: Service, task: str) -> LoadedModel:
+    """The task's serving model, or a 503 that says why there is none."""
+    current = service.watcher.current(task)
     if current is None:
-        raise ProblemError(503, "no champion model is loaded yet; see GET /readyz", headers={"Retry-After": "5"})
+        why = service.watcher.errors.get(task) or (f"task {task!r} has no champion model yet (train one: "
+                                                   "POST /admin/retrain, then promote it)")
+        raise ProblemError(503, why, headers={"Retry-After": "5"})
     return current
 
-
-ChampionDep = Annotated[LoadedModel, Depends(get_champion)]
 
 _bearer = HTTPBearer(auto_error=False, description="OIRL_ADMIN_TOKEN; admin and write routes refuse without it.")
 

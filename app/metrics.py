@@ -27,15 +27,20 @@ class Metrics:
         self.cache = Counter("oirl_selection_cache_total", "Selection cache lookups.", ["result"], registry=r)
         self.encoder_batch = Histogram("oirl_encoder_batch_size", "Queries per encoder pass (micro-batching).",
                                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r)
-        self.model_info = Gauge("oirl_model_info", "The model version this worker serves (value 1).",
-                                ["version", "embedder"], registry=r)
+        self.model_info = Gauge("oirl_model_info", "The model version this worker serves per task (value 1).",
+                                ["task", "version", "embedder"], registry=r)
+        self._served: set[tuple[str, str, str]] = set()
         self.model_swaps = Counter("oirl_model_swaps_total", "Champion hot-swaps in this worker.", registry=r)
         self.jobs_finished = Counter("oirl_jobs_finished_total", "Jobs this worker finished.", ["kind", "status"],
                                      registry=r)
 
-    def set_model(self, version: int, embedder: str) -> None:
-        self.model_info.clear()  # exactly one series: the version being served
-        self.model_info.labels(version=str(version), embedder=embedder).set(1)
+    def set_model(self, task: str, version: int, embedder: str) -> None:
+        for labels in [k for k in self._served if k[0] == task]:  # exactly one series per task
+            self.model_info.remove(*labels)
+            self._served.discard(labels)
+        labels = (task, str(version), embedder)
+        self.model_info.labels(*labels).set(1)
+        self._served.add(labels)
         self.model_swaps.inc()
 
     def add_job_counts(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from oirl.registry import LoadedModel
-from oirl.select import best_of_n
+from oirl.select import apply_policy
 
 
 @dataclass(frozen=True)
@@ -182,10 +182,7 @@ class Selector:
                 Q = np.stack([q_vec[items[n].query] for n in members])  # (n_q, d)
                 P = np.stack([p_vec[t] for t in texts])  # (n_c, d)
                 scores = first.model.model.score(Q, P)  # (n_q, n_c)
-                policy = first.model.policy
-                default = policy.default_index_in(texts) if policy is not None else None
-                tau = policy.margin_threshold if policy is not None else 0.0
-                chosen = best_of_n(scores, default, tau)
+                chosen = apply_policy(scores, texts, first.model.policy)  # the same rule as every other path
                 for row, n in enumerate(members):
                     out[n] = _answer(items[n], chosen, row)
             except Exception as exc:
@@ -199,6 +196,7 @@ def _answer(item: Item, chosen, row: int) -> Answer:
     c = int(chosen.choice[row])
     ranking = chosen.ranking[row][: item.top_k or len(cands)]
     result = {
+        "task": item.model.task,
         "prompt": {"id": cands[c].id, "text": cands[c].text},
         "p_correct": float(chosen.scores[row, c]),
         "ranking": [{"prompt": {"id": cands[j].id, "text": cands[j].text}, "p_correct": float(chosen.scores[row, j])}

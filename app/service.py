@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import asdict, dataclass
 
 from sqlalchemy import select, text
 
@@ -17,7 +18,8 @@ from oirl.jobs import EVALUATION, RETRAIN, EvaluationParams, JobContext, JobRunn
 from oirl.jobs import retrain as run_retrain
 from oirl.registry import ChampionWatcher, LoadedModel, ModelRegistry, load_version
 from oirl.settings import Settings
-from oirl.store import jobs_repo
+from oirl.store import jobs_repo, tasks_repo
+from oirl.tasks import resolve_task
 from oirl.store.engine import make_engine, make_session_factory
 from oirl.store.models import Prompt
 
@@ -28,39 +30,60 @@ class EmbedderMismatch(RuntimeError):
     pass
 
 
-class PromptCatalog:
-    """Active registered prompts, re-read from the store at most every ``ttl`` seconds."""
+@dataclass(frozen=True)
+class TaskView:
+    """What serving needs of a task: its LLM and its active candidate prompts."""
+
+    name: str
+    llm: str | None
+    active: tuple[Candidate, ...]
+
+
+class TaskCatalog:
+    """Tasks and their active prompts, and every prompt by id, re-read from the store at most
+    every ``ttl`` seconds (every worker sees a change within that)."""
 
     def __init__(self, factory, ttl: float = 5.0):
         self.factory, self.ttl = factory, ttl
         self._loaded_at = -1e9
-        self._by_id: dict[int, Prompt] = {}
+        self._tasks: dict[str, TaskView] = {}
+        self._by_id: dict[int, Candidate] = {}
         self._id_by_text: dict[str, int] = {}
-        self._active: tuple[Candidate, ...] = ()
         self._lock = threading.Lock()
 
     def refresh(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._loaded_at < self.ttl:
             return
         with self.factory() as s:
-            rows = list(s.execute(select(Prompt).order_by(Prompt.id)).scalars())
+            prompts = {p.id: Candidate(p.id, p.text) for p in s.execute(select(Prompt).order_by(Prompt.id)).scalars()}
+            tasks = {}
+            for t in tasks_repo.list_tasks(s):
+                active = tuple(prompts[p.id] for p, _ in tasks_repo.task_prompts(s, t.id, active_only=True))
+                tasks[t.name] = TaskView(t.name, t.llm, active)
         with self._lock:
-            self._by_id = {p.id: p for p in rows}
-            self._id_by_text = {p.text: p.id for p in rows}
-            self._active = tuple(Candidate(p.id, p.text) for p in rows if p.active)
+            self._tasks, self._by_id = tasks, prompts
+            self._id_by_text = {c.text: i for i, c in prompts.items()}
             self._loaded_at = time.monotonic()
 
-    def active(self) -> tuple[Candidate, ...]:
+    def task(self, name: str) -> TaskView | None:
         self.refresh()
-        return self._active
+        found = self._tasks.get(name)
+        if found is None:  # maybe created by another worker a moment ago
+            self.refresh(force=True)
+            found = self._tasks.get(name)
+        return found
+
+    def names(self) -> list[str]:
+        self.refresh()
+        return sorted(self._tasks)
 
     def by_id(self, prompt_id: int) -> Candidate | None:
         self.refresh()
-        p = self._by_id.get(prompt_id)
-        if p is None:  # maybe registered by another worker a moment ago
+        found = self._by_id.get(prompt_id)
+        if found is None:
             self.refresh(force=True)
-            p = self._by_id.get(prompt_id)
-        return Candidate(p.id, p.text) if p is not None else None
+            found = self._by_id.get(prompt_id)
+        return found
 
     def id_of(self, text_: str) -> int | None:
         return self._id_by_text.get(text_)
@@ -80,11 +103,11 @@ class Service:
         self.embedder = embedder or make_embedder(settings, cache=False)
         # Jobs embed the logs again and again: the persistent content-hash cache pays off there.
         self.training_embedder = training_embedder or make_embedder(settings)
-        self.prompts = PromptCatalog(self.factory)
+        self.catalog = TaskCatalog(self.factory)
         self.selector = Selector(self.embedder, self.metrics, max_batch=settings.microbatch_max,
                                  max_wait_ms=settings.microbatch_wait_ms, cache_size=settings.selection_cache_size)
         self.watcher = ChampionWatcher(self.registry, settings.champion_poll_seconds, loader=self._load,
-                                       on_swap=lambda m: self.metrics.set_model(m.version, m.info.embedder))
+                                       on_swap=lambda m: self.metrics.set_model(m.task, m.version, m.info.embedder))
         self.runner = JobRunner(self.factory, {RETRAIN: self._retrain_job, EVALUATION: self._evaluation_job},
                                 heartbeat_seconds=settings.job_heartbeat_seconds,
                                 stale_seconds=settings.job_stale_seconds,
@@ -138,9 +161,9 @@ class Service:
                 c.execute(text("SELECT 1"))
         except Exception as exc:
             reasons.append(f"store not reachable: {type(exc).__name__}")
-        if self.watcher.current is None:
-            reasons.append(self.watcher.last_error or "no champion model loaded (train and promote one, "
-                                                      "or run `oirl serve --bootstrap`)")
+        if not self.watcher.serving:
+            reasons.append(self.watcher.last_error or "no champion model loaded for any task (train and promote "
+                                                      "one, or run `oirl serve --bootstrap`)")
         if not self.embedder_warm:
             reasons.append(self.embedder_error or "embedder warming up")
         return reasons
@@ -150,13 +173,27 @@ class Service:
             return jobs_repo.counts(s)
 
     # --------------------------------------------------------------- jobs
+    def resolve_task(self, name: str | None) -> str:
+        """Raises ``oirl.tasks.TaskError`` (a 4xx at the edge)."""
+        return resolve_task(self.factory, name, self.settings.default_task)
+
+    def submit_retrain(self, params: RetrainParams) -> str:
+        params = RetrainParams(**{**asdict(params), "task": self.resolve_task(params.task)})
+        return self.runner.submit(RETRAIN, asdict(params))
+
+    def submit_evaluation(self, params: EvaluationParams) -> str:
+        params = EvaluationParams(**{**asdict(params), "task": self.resolve_task(params.task)})
+        return self.runner.submit(EVALUATION, asdict(params))
+
     def _retrain_job(self, ctx: JobContext) -> dict:
         params = RetrainParams(**ctx.params)
         info, metrics = run_retrain(self.factory, self.registry, self.training_embedder, params,
-                                    champion=self.watcher.current, job_id=ctx.job_id, progress=ctx.progress)
-        return {"version": info.id, "alias": "challenger", "metrics": info.metrics,
+                                    champion=self.watcher.current(params.task), job_id=ctx.job_id,
+                                    progress=ctx.progress, min_gate_queries=self.settings.gate_min_queries)
+        return {"version": info.id, "task": info.task, "alias": "challenger", "metrics": info.metrics,
                 "promote_url": f"/admin/models/{info.id}/promote"}
 
     def _evaluation_job(self, ctx: JobContext) -> dict:
         params = EvaluationParams(**ctx.params)
-        return run_evaluation(self.factory, self.training_embedder, params, progress=ctx.progress)
+        return run_evaluation(self.factory, self.training_embedder, params, progress=ctx.progress,
+                              benchmark_dir=self.settings.resolved_benchmark_dir)

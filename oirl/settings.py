@@ -41,6 +41,12 @@ class Settings(BaseSettings):
         default="all-MiniLM-L6-v2",
         description="Sentence-transformers model name or local path; the default is bundled offline.",
     )
+    default_task: str | None = Field(
+        default=None, description="Task used when a request or command names none; unset: the only task, if "
+                                  "the store has exactly one.")
+    gate_min_queries: int = Field(
+        default=100, ge=1, description="Fewest held-out queries a challenger must be judged on before it may "
+                                       "replace a champion without force.")
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token for admin and write routes; unset means they answer 403."
     )
@@ -67,7 +73,8 @@ class Settings(BaseSettings):
     )
     run_jobs: bool = Field(default=True, description="Run a background job worker thread inside the service.")
     bootstrap_max_queries: int = Field(
-        default=2_000, ge=1, description="Training questions the `serve --bootstrap` first model sees (speed)."
+        default=1_000, ge=1, description="Training questions each task's `serve --bootstrap` first model sees "
+                                         "(speed)."
     )
 
     @property

@@ -9,11 +9,11 @@ from app.deps import AdminDep, ServiceDep
 from app.errors import ProblemError
 from app.routes import AUTH, problems
 from app.schemas.common import JobAccepted, JobOut
-from app.schemas.jobs import RetrainIn
 from app.schemas.models import AliasMoveOut, PromoteIn, RollbackIn
-from oirl.jobs import RETRAIN
-from oirl.registry import ArtefactChecksumError, PromotionRefused, VersionNotFound
+from oirl.jobs import RetrainParams
+from oirl.registry import ArtefactChecksumError, PromotionRefused, TaskNotFound, VersionNotFound
 from oirl.store import jobs_repo
+from oirl.tasks import TaskError
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminDep])
 
@@ -24,10 +24,14 @@ def job_out(job) -> JobOut:
                   heartbeat_at=job.heartbeat_at, finished_at=job.finished_at)
 
 
-@router.post("/retrain", response_model=JobAccepted, status_code=202, responses=problems(422, *AUTH),
-             summary="Train a challenger on the logged training rows (a background job)")
-def retrain(body: RetrainIn, service: ServiceDep) -> JobAccepted:
-    job_id = service.runner.submit(RETRAIN, body.model_dump())
+@router.post("/retrain", response_model=JobAccepted, status_code=202, responses=problems(404, 422, *AUTH),
+             summary="Train a task's challenger on its logged training observations (a background job)")
+def retrain(body: RetrainParams, service: ServiceDep) -> JobAccepted:
+    # The body *is* the library's RetrainParams: the CLI's `oirl train` takes the same fields.
+    try:
+        job_id = service.submit_retrain(body)
+    except TaskError as exc:
+        raise ProblemError(404 if body.task else 422, str(exc)) from exc
     return JobAccepted(id=job_id, status="queued", status_url=f"/admin/jobs/{job_id}")
 
 
@@ -52,16 +56,19 @@ async def promote(version: int, service: ServiceDep, body: PromoteIn | None = No
     except (PromotionRefused, ArtefactChecksumError) as exc:
         raise ProblemError(409, str(exc)) from exc
     await run_in_threadpool(service.watcher.refresh)  # this worker swaps now; the others within a poll
-    return AliasMoveOut(alias=move.alias, version=move.version, previous=move.previous)
+    return AliasMoveOut(task=move.task, alias=move.alias, version=move.version, previous=move.previous)
 
 
-@router.post("/models/rollback", response_model=AliasMoveOut, responses=problems(409, *AUTH),
-             summary="Return the champion to the version before the last promotion")
+@router.post("/models/rollback", response_model=AliasMoveOut, responses=problems(404, 409, 422, *AUTH),
+             summary="Return a task's champion to the version before its last promotion")
 async def rollback(service: ServiceDep, body: RollbackIn | None = None) -> AliasMoveOut:
     body = body or RollbackIn()
     try:
-        move = await run_in_threadpool(service.registry.rollback, body.reason)
+        task = await run_in_threadpool(service.resolve_task, body.task)
+        move = await run_in_threadpool(service.registry.rollback, task, body.reason)
+    except (TaskError, TaskNotFound) as exc:
+        raise ProblemError(404 if body.task else 422, str(exc)) from exc
     except PromotionRefused as exc:
         raise ProblemError(409, str(exc)) from exc
     await run_in_threadpool(service.watcher.refresh)
-    return AliasMoveOut(alias=move.alias, version=move.version, previous=move.previous)
+    return AliasMoveOut(task=move.task, alias=move.alias, version=move.version, previous=move.previous)

@@ -10,9 +10,10 @@ from app.deps import AdminDep, ServiceDep
 from app.errors import ProblemError
 from app.routes import AUTH, problems
 from app.schemas.common import JobAccepted
-from app.schemas.jobs import EvaluationIn, EvaluationOut
-from oirl.jobs import EVALUATION
+from app.schemas.jobs import EvaluationOut
+from oirl.jobs import EVALUATION, EvaluationParams
 from oirl.store import jobs_repo
+from oirl.tasks import TaskError
 
 router = APIRouter(prefix="/v1/evaluations", tags=["evaluations"])
 
@@ -26,9 +27,13 @@ def _job(service, eval_id: str):
 
 
 @router.post("", response_model=JobAccepted, status_code=202, dependencies=[AdminDep],
-             responses=problems(422, *AUTH), summary="Start an offline evaluation (a background job)")
-def start(body: EvaluationIn, service: ServiceDep) -> JobAccepted:
-    job_id = service.runner.submit(EVALUATION, body.model_dump())
+             responses=problems(404, 422, *AUTH), summary="Start an offline evaluation of a task (a background job)")
+def start(body: EvaluationParams, service: ServiceDep) -> JobAccepted:
+    # The body *is* the library's EvaluationParams: `oirl evaluate` takes the same fields.
+    try:
+        job_id = service.submit_evaluation(body)
+    except TaskError as exc:
+        raise ProblemError(404 if body.task else 422, str(exc)) from exc
     return JobAccepted(id=job_id, status="queued", status_url=f"/v1/evaluations/{job_id}")
 
 

@@ -25,8 +25,8 @@ async def readyz(service: ServiceDep):
     reasons = await run_in_threadpool(service.readiness)
     if reasons:
         return problem(503, "not ready: " + "; ".join(reasons), headers={"Retry-After": "2"})
-    current = service.watcher.current
-    return Readiness(ready=True, model_version=current.version, embedder=service.embedder.identity.key, reasons=[])
+    serving = {t: m.version for t, m in service.watcher.serving.items()}
+    return Readiness(ready=True, models=serving, embedder=service.embedder.identity.key, reasons=[])
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics",

@@ -1,4 +1,4 @@
-"""POST /v1/logs: idempotent ingest of (query, prompt, correct, llm) outcomes."""
+"""POST /v1/logs: idempotent ingest of observations (the same validation as `oirl data import`)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ from app.routes import AUTH, problems
 from app.schemas.logs import LogsImported, LogsIn
 from oirl.datasets import userlogs
 from oirl.store.engine import transaction
-from oirl.store.logs import import_outcomes
+from oirl.store.logs import import_observations
+from oirl.tasks import TaskError
 
 router = APIRouter(prefix="/v1/logs", tags=["logs"])
 MAX_LISTED = 50
 
 
 @router.post("", response_model=LogsImported, dependencies=[AdminDep],
-             summary="Add prompting outcomes; re-sending the same rows adds nothing",
+             summary="Add observations; re-sending the same rows adds nothing",
              responses=problems(422, *AUTH))
 async def ingest(body: LogsIn, service: ServiceDep) -> LogsImported:
     limit = service.settings.max_log_rows
@@ -27,8 +28,17 @@ async def ingest(body: LogsIn, service: ServiceDep) -> LogsImported:
         raise ProblemError(422, "rows is empty")
     if len(body.rows) > limit:
         raise ProblemError(422, f"{len(body.rows)} rows, over the limit of {limit} per request (OIRL_MAX_LOG_ROWS)")
-    table = pd.DataFrame([r.model_dump(exclude_none=True) for r in body.rows])
-    report = userlogs.validate(table)  # every bad row with its reason, not just the first
+    task = body.task
+    if task is None and not any(r.task for r in body.rows):
+        try:
+            task = await run_in_threadpool(service.resolve_task, None)
+        except TaskError as exc:
+            raise ProblemError(422, f"which task are these logs for? {exc}") from exc
+    table = pd.DataFrame([r.model_dump() for r in body.rows])
+    try:
+        report = userlogs.validate(table, task=task)  # every bad row with its reason, not just the first
+    except userlogs.LogFileError as exc:
+        raise ProblemError(422, str(exc)) from exc
     if report.problems:
         listed = [{"loc": ["rows", str(p.row - 1)], "msg": p.reason} for p in report.problems[:MAX_LISTED]]
         first = "; ".join(f"rows.{p.row - 1}: {p.reason}" for p in report.problems[:3])
@@ -38,8 +48,8 @@ async def ingest(body: LogsIn, service: ServiceDep) -> LogsImported:
 
     def write():
         with transaction(service.factory) as s:
-            return import_outcomes(s, report.rows, source="api:/v1/logs")
+            return import_observations(s, report.rows, source="api:/v1/logs")
 
     result = await run_in_threadpool(write)  # a big insert must not block the event loop
-    service.prompts.refresh(force=True)  # new prompt texts became registered prompts
+    service.catalog.refresh(force=True)  # new prompt texts became candidates of their task
     return LogsImported(rows=result.rows, inserted=result.inserted, already_present=result.already_present)

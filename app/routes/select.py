@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from app.deps import ChampionDep, ServiceDep
+from app.deps import ServiceDep, champion_for
 from app.errors import ProblemError
 from app.routes import problems
 from app.schemas.select import (
@@ -15,8 +15,9 @@ from app.schemas.select import (
     SelectResponse,
 )
 from app.selection import Candidate, Item
-from app.service import Service
+from app.service import Service, TaskView
 from oirl.registry import LoadedModel
+from oirl.tasks import TaskError
 
 router = APIRouter(prefix="/v1", tags=["selection"])
 JSON = "application/json"
@@ -31,13 +32,24 @@ def check_query(service: Service, query: str, where: str = "query") -> None:
                                 "(OIRL_MAX_QUERY_CHARS)")
 
 
-def resolve_candidates(service: Service, candidates: list[CandidateIn] | None) -> tuple[Candidate, ...]:
+def resolve_task(service: Service, name: str | None) -> TaskView:
+    try:
+        task = service.catalog.task(service.resolve_task(name))
+    except TaskError as exc:
+        raise ProblemError(404 if name else 422, str(exc)) from exc
+    if task is None:  # deleted between the two reads
+        raise ProblemError(404, f"task {name!r} does not exist")
+    return task
+
+
+def resolve_candidates(service: Service, task: TaskView,
+                       candidates: list[CandidateIn] | None) -> tuple[Candidate, ...]:
     s = service.settings
     if candidates is None:
-        active = service.prompts.active()
-        if not active:
-            raise ProblemError(422, "no candidates given and no active registered prompts (POST /v1/prompts)")
-        return active[: s.max_candidates]
+        if not task.active:
+            raise ProblemError(422, f"no candidates given and task {task.name!r} has no active prompts "
+                                    f"(POST /v1/tasks/{task.name}/prompts)")
+        return task.active[: s.max_candidates]
     if not candidates:
         raise ProblemError(422, "candidates is empty; omit it to use the registered prompts")
     if len(candidates) > s.max_candidates:
@@ -46,7 +58,7 @@ def resolve_candidates(service: Service, candidates: list[CandidateIn] | None) -
     out, unknown = [], []
     for n, c in enumerate(candidates):
         if c.id is not None:
-            found = service.prompts.by_id(c.id)
+            found = service.catalog.by_id(c.id)
             if found is None:
                 unknown.append(str(c.id))
             else:
@@ -56,26 +68,32 @@ def resolve_candidates(service: Service, candidates: list[CandidateIn] | None) -
                 raise ProblemError(422, f"candidates.{n}.text is empty")
             if len(c.text) > s.max_prompt_chars:
                 raise ProblemError(422, f"candidates.{n}.text is over the limit of {s.max_prompt_chars:,} characters")
-            out.append(Candidate(service.prompts.id_of(c.text), c.text))
+            out.append(Candidate(service.catalog.id_of(c.text), c.text))
     if unknown:
         raise ProblemError(422, f"unknown prompt id(s): {', '.join(unknown)} (see GET /v1/prompts)")
     return tuple(dict.fromkeys(out))  # the same prompt twice would only duplicate the ranking
 
 
-def check_llm(model: LoadedModel, llm: str | None) -> None:
-    trained_on = model.info.data_snapshot.get("llm")
-    if llm is not None and trained_on is not None and llm != trained_on:
-        raise ProblemError(422, f"the serving model v{model.version} was trained on logs of llm {trained_on!r}, "
-                                f"not {llm!r}")
+def check_llm(task: TaskView, model: LoadedModel, llm: str | None) -> None:
+    if llm is None:
+        return
+    if task.llm is not None and llm != task.llm:
+        raise ProblemError(422, f"task {task.name!r} serves llm {task.llm!r}, not {llm!r}")
+    trained_on = model.bundle.llm
+    if trained_on is not None and llm != trained_on:
+        raise ProblemError(422, f"the serving model v{model.version} of task {task.name!r} was trained on logs "
+                                f"of llm {trained_on!r} only, not {llm!r}")
 
 
 @router.post("/select", response_model=SelectResponse, summary="Best prompt for one query",
              responses={200: {"headers": {"X-Model-Version": {"schema": {"type": "integer"}}}},
-                        **problems(422, 503)})
-async def select(body: SelectRequest, service: ServiceDep, model: ChampionDep) -> Response:
+                        **problems(404, 422, 503)})
+async def select(body: SelectRequest, service: ServiceDep) -> Response:
     check_query(service, body.query)
-    check_llm(model, body.llm)
-    cands = resolve_candidates(service, body.candidates)
+    task = resolve_task(service, body.task)
+    model = champion_for(service, task.name)
+    check_llm(task, model, body.llm)
+    cands = resolve_candidates(service, task, body.candidates)
     answer = await service.selector.select(Item(model, body.query, cands, body.top_k))
     # Pre-serialised bytes: the cached path skips re-validating and re-encoding the answer.
     return Response(answer.body, media_type=JSON, headers={"X-Model-Version": str(model.version)})
@@ -83,9 +101,8 @@ async def select(body: SelectRequest, service: ServiceDep, model: ChampionDep) -
 
 @router.post("/select/batch", response_model=BatchSelectResponse, summary="Best prompt for many queries",
              responses={200: {"headers": {"X-Model-Version": {"schema": {"type": "integer"}}}},
-                        **problems(422, 503)})
-async def select_batch(body: BatchSelectRequest, service: ServiceDep, model: ChampionDep,
-                       response: Response) -> BatchSelectResponse:
+                        **problems(404, 422, 503)})
+async def select_batch(body: BatchSelectRequest, service: ServiceDep, response: Response) -> BatchSelectResponse:
     limit = service.settings.max_batch
     if not body.queries:
         raise ProblemError(422, "queries is empty")
@@ -93,8 +110,10 @@ async def select_batch(body: BatchSelectRequest, service: ServiceDep, model: Cha
         raise ProblemError(422, f"{len(body.queries)} queries, over the batch limit of {limit} (OIRL_MAX_BATCH)")
     for n, q in enumerate(body.queries):
         check_query(service, q, where=f"queries.{n}")
-    check_llm(model, body.llm)
-    cands = resolve_candidates(service, body.candidates)
+    task = resolve_task(service, body.task)
+    model = champion_for(service, task.name)
+    check_llm(task, model, body.llm)
+    cands = resolve_candidates(service, task, body.candidates)
     answers = await service.selector.select_many([Item(model, q, cands, body.top_k) for q in body.queries])
     response.headers["X-Model-Version"] = str(model.version)
-    return BatchSelectResponse(results=[a.result for a in answers], model_version=model.version)
+    return BatchSelectResponse(results=[a.result for a in answers], task=task.name, model_version=model.version)

@@ -11,6 +11,6 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     ready: bool
-    model_version: int | None
+    models: dict[str, int] = {}  # task -> the champion version this worker serves
     embedder: str | None
     reasons: list[str]

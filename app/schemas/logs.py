@@ -6,21 +6,33 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class LogRowIn(BaseModel):
+    """One observation: a query answered by an LLM with a prompt, and its outcome (the columns of
+    ``oirl data import``)."""
+
     model_config = ConfigDict(extra="forbid")
     query: str
     prompt: str
-    correct: bool | int | str = Field(description="true/false, 1/0, or the strings true/false/1/0.")
+    correct: bool | int | str | None = Field(None, description="true/false, 1/0, or the strings true/false/1/0.")
+    reward: float | None = Field(None, description="The outcome as a number in [0, 1] (instead of `correct`).")
+    task: str | None = Field(None, description="Default: the request's `task`.")
     llm: str | None = Field(None, description="Default: unknown.")
-    dataset: str | None = Field(None, description="Default: custom.")
     split: str | None = Field(None, description="train or test (default train).")
+    propensity: float | None = Field(None, description="P(the logging policy chose this prompt | query), in (0, 1].")
+    decision_id: str | None = Field(None, description="The service decision this judges; the observation's key.")
+    observation_id: str | None = Field(None, description="Your id for this event; re-sending it adds nothing.")
+    logged_at: str | None = Field(None, description="When it happened (ISO 8601); part of the key.")
 
 
 class LogsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rows: list[LogRowIn] = Field(description="1 to OIRL_MAX_LOG_ROWS (default 10,000) outcomes.")
+    task: str | None = Field(None, description="Task of rows that name none (default: OIRL_DEFAULT_TASK, or "
+                                                "the only task); created if new.")
+    rows: list[LogRowIn] = Field(description="1 to OIRL_MAX_LOG_ROWS (default 10,000) observations. Repeated tries "
+                                             "of a query and prompt are separate observations; re-sending the "
+                                             "same rows adds nothing.")
 
 
 class LogsImported(BaseModel):
     rows: int = Field(description="Rows received.")
-    inserted: int = Field(description="New outcomes stored.")
+    inserted: int = Field(description="New observations stored.")
     already_present: int = Field(description="Rows already in the store (re-sending is harmless).")

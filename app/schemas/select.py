@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+TASK_DOC = ("The task (GET /v1/tasks); default: OIRL_DEFAULT_TASK, or the only task. Its champion model "
+            "scores, and its active prompts are the default candidates.")
 QUERY_DOC = "The task text the LLM will answer (1 to OIRL_MAX_QUERY_CHARS characters, default 8,000)."
 
 
@@ -22,12 +24,13 @@ class CandidateIn(BaseModel):
 
 
 CANDIDATES_DOC = ("Prompts to choose from (at most OIRL_MAX_CANDIDATES, default 64). "
-                  "Omitted: every active registered prompt.")
+                  "Omitted: the task's active prompts.")
 
 
 class SelectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"query": "Tom has 3 apples and buys 5 more. How many apples does he have?", "top_k": 3}]})
+    task: str | None = Field(None, description=TASK_DOC)
     query: str = Field(description=QUERY_DOC)
     candidates: list[CandidateIn] | None = Field(None, description=CANDIDATES_DOC)
     llm: str | None = Field(None, description="The LLM the prompt is for; refused if the model was trained "
@@ -37,6 +40,7 @@ class SelectRequest(BaseModel):
 
 class BatchSelectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    task: str | None = Field(None, description=TASK_DOC)
     queries: list[str] = Field(description="1 to OIRL_MAX_BATCH (default 256) queries, embedded in one pass.")
     candidates: list[CandidateIn] | None = Field(None, description=CANDIDATES_DOC)
     llm: str | None = None
@@ -54,6 +58,7 @@ class RankedPrompt(BaseModel):
 
 
 class SelectResponse(BaseModel):
+    task: str = Field(description="The task whose champion chose.")
     prompt: PromptRef = Field(description="The prompt to use.")
     p_correct: float = Field(description="P(correct) of the chosen prompt.")
     ranking: list[RankedPrompt] = Field(description="Candidates by P(correct), best first (cut to top_k).")
@@ -64,4 +69,5 @@ class SelectResponse(BaseModel):
 
 class BatchSelectResponse(BaseModel):
     results: list[SelectResponse] = Field(description="One answer per query, in request order.")
+    task: str
     model_version: int

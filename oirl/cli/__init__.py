@@ -1,10 +1,10 @@
-"""The ``oirl`` command line: ``data``, ``db``, ``train``, ``evaluate``, ``select``, ``serve``."""
+"""The ``oirl`` command line: ``data``, ``db``, ``tasks``, ``train``, ``evaluate``, ``select``, ``models``, ``serve``."""
 
 from __future__ import annotations
 
 import typer
 
-from oirl.cli import data, db, model, serve
+from oirl.cli import data, db, model, serve, tasks
 
 app = typer.Typer(
     help="Prompt-OIRL: learn from offline prompting logs which prompt works for which query, "
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(db.app, name="db")
+app.add_typer(tasks.app, name="tasks")
 model.register(app)
 serve.register(app)
 

@@ -14,7 +14,7 @@ from oirl.datasets.fetch import BenchmarkFileError, fetch, manifest
 from oirl.datasets.userlogs import LogFileError
 from oirl.ingest import import_benchmark, import_user_file
 from oirl.settings import get_settings
-from oirl.store.logs import accuracy_table, count_outcomes
+from oirl.store.logs import accuracy_table, count_observations
 
 app = typer.Typer(help="Benchmark files and prompting logs.", no_args_is_help=True)
 
@@ -51,7 +51,8 @@ def import_benchmark_cmd(
         list[str] | None, typer.Option("--dataset", "-d", help="Only these datasets (repeatable).")
     ] = None,
 ) -> None:
-    """Load the LLaMA-2 GSM8K/SVAMP/MAWPS logs into the store (idempotent: a second run adds nothing)."""
+    """Load the LLaMA-2 GSM8K/SVAMP/MAWPS logs into the store as tasks gsm8k, svamp, mawps
+    (idempotent: a second run adds nothing)."""
     chosen = dataset or list(DATASETS)
     unknown = sorted(set(chosen) - set(DATASETS))
     if unknown:
@@ -67,23 +68,28 @@ def import_benchmark_cmd(
             on_dataset=lambda d, r: typer.echo(f"{d:6s}: {r.rows:>7,} rows, {r.inserted:>7,} new"),
         )
     with factory() as session:
-        total = count_outcomes(session)
+        total = count_observations(session)
     added = sum(r.inserted for r in results.values())
-    typer.echo(f"added {added:,} outcomes in {time.perf_counter() - start:.1f}s; store holds {total:,}")
+    typer.echo(f"added {added:,} observations in {time.perf_counter() - start:.1f}s; store holds {total:,} "
+               f"(tasks: {', '.join(chosen)})")
 
 
 @app.command("import")
 def import_cmd(
-    file: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet with columns query, prompt, correct "
-                                             "[, llm, dataset, split].")],
+    file: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet with columns query, prompt, correct (or "
+                                             "reward) [, task, llm, split, propensity, decision_id, "
+                                             "observation_id, logged_at].")],
+    task: Annotated[str | None, typer.Option(
+        "--task", "-t", help="Task of rows without a task column (created if new).")] = None,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Import the good rows and report the bad ones.")
     ] = False,
 ) -> None:
-    """Import your own prompting logs. By default a file with any bad row is rejected whole."""
+    """Import your own prompting logs: one row per try. Repeated tries of a query and prompt are
+    kept; importing the same file again adds nothing. A file with any bad row is rejected whole."""
     with user_errors(LogFileError):
         factory = open_store()
-        result, report = import_user_file(factory, file, skip_invalid=skip_invalid)
+        result, report = import_user_file(factory, file, skip_invalid=skip_invalid, task=task)
     for problem in report.problems[:MAX_LISTED_PROBLEMS]:
         typer.echo(f"  {problem}", err=True)
     if len(report.problems) > MAX_LISTED_PROBLEMS:
@@ -92,20 +98,20 @@ def import_cmd(
         fail(f"{file}: {len(report.problems)} of {report.total} rows invalid; nothing imported "
              "(fix them, or pass --skip-invalid)")
     skipped = f", {len(report.problems)} invalid rows skipped" if report.problems else ""
-    typer.echo(f"{file}: {result.inserted:,} new outcomes, {result.already_present:,} already present{skipped}")
+    typer.echo(f"{file}: {result.inserted:,} new observations, {result.already_present:,} already present{skipped}")
 
 
 @app.command("stats")
 def stats_cmd() -> None:
-    """Rows and accuracy per dataset, LLM, split and prompt."""
+    """Observations and mean reward per task, LLM, split and prompt."""
     factory = open_store()
     with factory() as session:
         table = accuracy_table(session)
     if table.empty:
         typer.echo("the store is empty: run `oirl data import-benchmark` or `oirl data import FILE`")
         return
-    for (dataset, llm, split), group in table.groupby(["dataset", "llm", "split"], sort=False):
+    for (task, llm, split), group in table.groupby(["task", "llm", "split"], sort=False):
         overall = (group["accuracy"] * group["rows"]).sum() / group["rows"].sum()
-        typer.echo(f"\n{dataset} / {llm} / {split}: {group['rows'].sum():,} rows, accuracy {overall:.3f}")
+        typer.echo(f"\n{task} / {llm} / {split}: {group['rows'].sum():,} observations, mean reward {overall:.3f}")
         for row in group.itertuples(index=False):
             typer.echo(f"  [{row.prompt_id:>3}] {row.prompt:<42s} {row.rows:>7,}  {row.accuracy:.3f}")

@@ -1,203 +1,217 @@
-"""`oirl train`, `oirl evaluate`, `oirl select` (reward model, offline evaluation, best-of-N)."""
+"""`oirl train`, `oirl evaluate`, `oirl select`: the same library calls as the HTTP API, on the store.
+
+`train` takes the fields of ``RetrainParams`` (the body of ``POST /admin/retrain``) and
+registers a challenger exactly as the service's job does; `evaluate` takes those of
+``EvaluationParams`` (the body of ``POST /v1/evaluations``); `select` serves from the
+task's champion and its active prompts, like ``POST /v1/select``.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from oirl.cli.common import ensure_benchmark, fail, user_errors
+from oirl.cli.common import fail, open_store, user_errors
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the default embedder ships with the package; never download
 
-DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Benchmark dataset: gsm8k, svamp or mawps.")]
+TaskOpt = Annotated[str | None, typer.Option(
+    "--task", "-t", help="Task (see `oirl tasks list`); default: OIRL_DEFAULT_TASK, or the only task.")]
+LlmOpt = Annotated[str | None, typer.Option(help="Only this LLM's observations (default: every LLM of the task).")]
 BackendOpt = Annotated[str, typer.Option(help="Reward-model backend: lightgbm (default), xgboost or mlp.")]
-PromptsOpt = Annotated[str | None, typer.Option(
-    help="Comma-separated training prompt indices, e.g. 0,1,2 (benchmark prompts 0-5 have training logs).")]
-MirrorOpt = Annotated[Path | None, typer.Option(
-    help="Directory with the benchmark files in upstream layout; fetched into OIRL_BENCHMARK_DIR first.",
-    exists=True, file_okay=False)]
-SeedOpt = Annotated[int, typer.Option(help="Seed for validation and grouped splits, and the bootstrap.")]
-OutOpt = Annotated[Path | None, typer.Option(
-    help="Artefact directory (default: <artefact dir>/<dataset>-<backend>-<time>).")]
-SplitOpt = Annotated[str, typer.Option(help="Logs to learn from: 'train' (the paper's training split) or 'all'.")]
 FeaturesOpt = Annotated[str, typer.Option(
-    help="Pair features: concat+knn (default), concat (the paper's) or concat+product.")]
-ProtocolOpt = Annotated[str, typer.Option(help="paper (published split) or grouped (split by question text).")]
-KOpt = Annotated[int, typer.Option("--k", help="Number of training prompts (the first K of 0-5).")]
-AllSubsetsOpt = Annotated[bool, typer.Option(help="Average over every K-subset of prompts 0-5, as the paper does.")]
-HeldOutOpt = Annotated[bool, typer.Option("--held-out", help="Train on prompts 0-5; choose among all 16 on test.")]
-JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")]
-PlotOpt = Annotated[Path | None, typer.Option(help="Write an accuracy-vs-K plot here (evaluates K = 1..k).")]
-CandidatesOpt = Annotated[list[str] | None, typer.Option(
-    "--candidates", "-c", help="Candidate prompt text (repeat the option); default: the model's training prompts.")]
-ModelOpt = Annotated[Path | None, typer.Option(help="Reward-model artefact directory (default: the newest one).")]
+    help="Pair features: concat+knn (default, measured best), concat (the paper's) or concat+product.")]
+SeedOpt = Annotated[int, typer.Option(help="Seeds subsamples, the validation split and the backend.")]
+MaxQueriesOpt = Annotated[int | None, typer.Option(help="Use a seeded subsample of this many questions (speed).")]
+ParamsOpt = Annotated[str | None, typer.Option(
+    "--params", help='Backend parameters as JSON, e.g. \'{"n_rounds": 300}\'.')]
 
 
-def _check_dataset(dataset: str) -> str:
-    from oirl.datasets.benchmark import DATASETS
-
-    if dataset not in DATASETS:
-        fail(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}", code=2)
-    return dataset
-
-
-def _check_backend(backend: str) -> str:
-    from oirl.reward.backends import BACKENDS
-
-    if backend not in BACKENDS:
-        fail(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}", code=2)
-    return backend
-
-
-def parse_prompt_list(text: str | None, allowed: range = range(16)) -> list[int] | None:
-    """'0,1,2' -> [0, 1, 2]; a clear error for anything else."""
+def _params_json(text: str | None) -> dict | None:
     if text is None:
         return None
     try:
-        out = [int(x) for x in text.split(",") if x.strip() != ""]
-    except ValueError:
-        fail(f"bad prompt list {text!r}: expected comma-separated integers such as 0,1,2", code=2)
-    if not out or len(set(out)) != len(out) or any(p not in allowed for p in out):
-        fail(f"bad prompt list {text!r}: need distinct indices in {allowed.start}..{allowed.stop - 1}", code=2)
-    return out
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"--params is not valid JSON: {exc.msg}", code=2)
+    if not isinstance(value, dict):
+        fail("--params must be a JSON object such as '{\"n_rounds\": 300}'", code=2)
+    return value
 
 
-def _load_logs(dataset: str, mirror: Path | None):
-    from oirl.datasets.benchmark import BenchmarkFormatError, load_benchmark
-    from oirl.datasets.fetch import BenchmarkFileError
+def _build(cls, **fields):
+    """The library's parameter dataclass, or a clear error naming the bad option."""
+    from pydantic import ValidationError
 
-    with user_errors(BenchmarkFileError, BenchmarkFormatError):
-        root = ensure_benchmark(mirror)
-        return load_benchmark(dataset, root), root
+    try:
+        return cls(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
+                             for e in exc.errors())
+        fail(problems, code=2)
 
 
-def train(dataset: DatasetOpt, backend: BackendOpt = "lightgbm", prompts: PromptsOpt = None,
-          out: OutOpt = None, split: SplitOpt = "train", features: FeaturesOpt = "concat+knn",
-          mirror: MirrorOpt = None, seed: SeedOpt = 0) -> None:
-    """Train a reward model on a benchmark's logs and save it as a checksummed artefact directory."""
-    from oirl.embed import make_embedder
-    from oirl.reward import fit_reward_model
-    from oirl.select import calibrate_policy
+def _task(factory, name: str | None) -> str:
+    from oirl.settings import get_settings
+    from oirl.tasks import TaskError, resolve_task
+
+    with user_errors(TaskError):
+        return resolve_task(factory, name, get_settings().default_task)
+
+
+def _registry(factory):
+    from oirl.registry import ModelRegistry
     from oirl.settings import get_settings
 
-    _check_dataset(dataset)
-    _check_backend(backend)
-    chosen = parse_prompt_list(prompts, range(6)) or list(range(6))
-    if split not in ("train", "all"):
-        fail(f"--split must be 'train' or 'all', not {split!r}", code=2)
-    logs, _ = _load_logs(dataset, mirror)
-    rows = logs[logs["prompt_index"].isin(chosen) & ((logs["split"] == "train") | (split == "all"))]
-    typer.echo(f"training {backend} on {len(rows)} {dataset} outcomes, prompts {chosen}")
-    trained = fit_reward_model(rows, make_embedder(get_settings(), progress=True), backend=backend,
-                               features=features, random_state=seed)
-    policy = calibrate_policy(trained)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = out or get_settings().resolved_artefact_dir / f"{dataset}-{backend}-{stamp}"
-    trained.model.save(target, metrics={"validation_log_loss": trained.model.validation_log_loss_,
-                                        "validation_policy": policy.validation},
-                       extra={"selection_policy": policy.to_dict(), "prompts": trained.table.prompts,
-                              "data": {"dataset": dataset, "split": split, "prompt_indices": chosen,
-                                       "n_outcomes": int(len(rows)),
-                                       "n_queries": int(rows["query_index"].nunique())}})
-    typer.echo(f"saved {target}  (rounds {trained.model.n_rounds_}, validation log loss "
-               f"{trained.model.validation_log_loss_:.4f}, default prompt {trained.default_prompt!r}, "
-               f"margin threshold {policy.margin_threshold:.4f})")
+    return ModelRegistry(factory, get_settings().resolved_artefact_dir)
 
 
-def evaluate(dataset: DatasetOpt,
-             protocol: ProtocolOpt = "paper", k: KOpt = 6, prompts: PromptsOpt = None,
-             all_subsets: AllSubsetsOpt = False, held_out: HeldOutOpt = False, backend: BackendOpt = "lightgbm",
-             features: FeaturesOpt = "concat+knn", json_out: JsonOpt = None, plot: PlotOpt = None,
-             mirror: MirrorOpt = None, seed: SeedOpt = 0) -> None:
-    """Evaluate prompt-selection methods offline on the same test queries and print a table."""
-    import numpy as np
-    import pandas as pd
-    from tqdm import tqdm
+def _champion(registry, task: str):
+    """The task's champion, loaded (None if it has none)."""
+    from oirl.registry import ArtefactChecksumError, load_version
+    from oirl.reward import ArtefactError
 
-    from oirl.datasets.benchmark import SPECS, load_confidence
+    version = registry.alias(task, "champion")
+    if version is None:
+        return None
+    with user_errors(ArtefactChecksumError, ArtefactError):
+        return load_version(registry, version)
+
+
+def train(task: TaskOpt = None, llm: LlmOpt = None, backend: BackendOpt = "lightgbm",
+          features: FeaturesOpt = "concat+knn", params: ParamsOpt = None,
+          holdout_fraction: Annotated[float, typer.Option(
+              help="Share of questions held out to judge the new model against the champion.")] = 0.2,
+          max_queries: MaxQueriesOpt = None, seed: SeedOpt = 0) -> None:
+    """Train a reward model on a task's logs and register it as the task's challenger.
+
+    The same code as POST /admin/retrain: held-out questions judge it against the current
+    champion (the gate); promote it with `oirl models promote VERSION`."""
     from oirl.embed import make_embedder
-    from oirl.evaluate import PROTOCOLS, plot_accuracy_vs_k, render_table
-    from oirl.evaluate import evaluate as run_evaluation
+    from oirl.jobs import JobError, RetrainParams, retrain
     from oirl.settings import get_settings
 
-    _check_dataset(dataset)
-    _check_backend(backend)
-    if protocol not in PROTOCOLS:
-        fail(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}", code=2)
-    if not 1 <= k <= 6:
-        fail(f"--k must be between 1 and 6, got {k}", code=2)
-    chosen = parse_prompt_list(prompts, range(6))
-    logs, root = _load_logs(dataset, mirror)
-    spec = SPECS[dataset]
-    test_index = np.arange(spec.n_train, spec.n_train + spec.n_test)
-    confidence = pd.DataFrame(load_confidence(dataset, root), index=test_index)
-    embedder = make_embedder(get_settings(), progress=True)
-    ks = [k] if plot is None or held_out or chosen else list(range(1, k + 1))
-    reports = []
-    with tqdm(total=len(ks), desc="evaluate", unit="K", disable=len(ks) == 1) as bar:
-        for kk in ks:
-            with user_errors(ValueError):
-                reports.append(run_evaluation(logs, embedder, dataset=dataset, protocol=protocol, k=kk,
-                                              prompts=chosen, all_subsets=all_subsets, held_out=held_out,
-                                              confidence=confidence,
-                                              backend=backend, features=features, seed=seed))
-            bar.update()
-    report = dict(reports[-1])
-    if len(reports) > 1:
-        report["curve"] = [{"k": r["k"], "methods": r["methods"], "n_test": r["n_test"]} for r in reports]
+    factory = open_store()
+    chosen = _task(factory, task)
+    p = _build(RetrainParams, task=chosen, llm=llm, backend=backend, params=_params_json(params), features=features,
+               holdout_fraction=holdout_fraction, max_queries=max_queries, seed=seed)
+    registry = _registry(factory)
+    settings = get_settings()
+    typer.echo(f"training a {p.backend} reward model on task {chosen!r} ({p.features} features) ...")
+    with user_errors(JobError):
+        info, metrics = retrain(factory, registry, make_embedder(settings, progress=True), p,
+                                champion=_champion(registry, chosen), min_gate_queries=settings.gate_min_queries)
+    typer.echo(f"registered v{info.id} as challenger of task {chosen!r}")
+    typer.echo(f"gate: {describe_gate(metrics['gate'])}")
+    typer.echo(f"promote with: oirl models promote {info.id}")
+
+
+def describe_gate(gate: dict) -> str:
+    """One line: verdict, metric, values and the interval of the difference."""
+    if not gate:
+        return "no gate recorded"
+    ci = gate.get("ci95")
+    theirs = "" if gate.get("champion") is None else (
+        f" vs champion v{gate.get('champion_version')} {gate['champion']:.4f}"
+        f" (difference {gate['difference']:+.4f}, 95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}])")
+    return (f"{gate.get('verdict')}: {gate.get('metric')} {gate.get('challenger', float('nan')):.4f}{theirs} "
+            f"on {gate.get('n_queries')} held-out queries ({gate.get('method')}). {gate.get('reason', '')}")
+
+
+def evaluate(task: TaskOpt = None, llm: LlmOpt = None,
+             protocol: Annotated[str, typer.Option(
+                 help="grouped (split by question text: honest generalisation) or paper (the logs' own split).")
+             ] = "grouped",
+             k: Annotated[int | None, typer.Option("--k", help="Benchmark tasks: train on the first K of prompts 0-5 "
+                                                               "(default 6).")] = None,
+             prompts: Annotated[str | None, typer.Option(
+                 help="Benchmark tasks: comma-separated training prompt indices, e.g. 0,1,2.")] = None,
+             all_subsets: Annotated[bool, typer.Option(
+                 help="Benchmark tasks: average over every K-subset of prompts 0-5, as the paper does.")] = False,
+             held_out: Annotated[bool, typer.Option(
+                 "--held-out", help="Benchmark tasks: choose among all 16 prompts on test.")] = False,
+             backend: BackendOpt = "lightgbm", features: FeaturesOpt = "concat+knn", params: ParamsOpt = None,
+             max_queries: MaxQueriesOpt = None, seed: SeedOpt = 0,
+             json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")] = None,
+             plot: Annotated[Path | None, typer.Option(help="Write the method-comparison chart (PNG) here.")] = None,
+             ) -> None:
+    """Evaluate prompt-selection methods offline on a task's logs and print a table.
+
+    The same code as POST /v1/evaluations. With full information (every candidate logged
+    per test query) every method's accuracy is compared on the same queries; on partial
+    logs the report says what cannot be estimated and why."""
+    from oirl.embed import make_embedder
+    from oirl.evaluate import render_table
+    from oirl.jobs import EvaluationParams, JobError, run_evaluation
+    from oirl.jobs.evaluation import plot_methods
+    from oirl.settings import get_settings
+
+    factory = open_store()
+    chosen = _task(factory, task)
+    indices = None
+    if prompts is not None:
+        try:
+            indices = [int(x) for x in prompts.split(",") if x.strip()]
+        except ValueError:
+            fail(f"bad prompt list {prompts!r}: expected comma-separated integers such as 0,1,2", code=2)
+    p = _build(EvaluationParams, task=chosen, llm=llm, protocol=protocol, k=k, prompts=indices,
+               all_subsets=all_subsets, held_out=held_out, backend=backend, features=features,
+               params=_params_json(params), max_queries=max_queries, seed=seed)
+    settings = get_settings()
+    with user_errors(JobError):
+        result = run_evaluation(factory, make_embedder(settings, progress=True), p,
+                                benchmark_dir=settings.resolved_benchmark_dir)
+    report = result["report"]
     typer.echo(render_table(report))
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=2) + "\n")
         typer.echo(f"report: {json_out}")
     if plot:
-        plot_accuracy_vs_k(reports, plot)
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        plot.write_bytes(plot_methods(report))
         typer.echo(f"plot: {plot}")
 
 
-def _latest_artefact() -> Path:
-    from oirl.settings import get_settings
-
-    base = get_settings().resolved_artefact_dir
-    found = sorted(base.glob("*/metadata.json"), key=lambda p: p.stat().st_mtime) if base.is_dir() else []
-    if not found:
-        fail(f"no reward model found under {base}; run `oirl train --dataset gsm8k` or pass --model DIR", code=2)
-    return found[-1].parent
-
-
 def select(query: Annotated[str, typer.Argument(help="The query to choose a prompt for.")],
-           candidates: CandidatesOpt = None, model: ModelOpt = None,
-           top_k: Annotated[int | None, typer.Option(help="Show only the best K of the ranking.")] = None,
+           task: TaskOpt = None,
+           candidates: Annotated[list[str] | None, typer.Option(
+               "--candidates", "-c", help="Candidate prompt text (repeat the option); default: the task's "
+                                          "active prompts.")] = None,
+           top_k: Annotated[int | None, typer.Option(help="Show only the best K of the ranking.", min=1)] = None,
            as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
-    """Rank candidate prompts for a query by predicted P(correct); no LLM is called."""
+    """Rank candidate prompts for a query with the task's champion; no LLM is called."""
     from oirl.embed import make_embedder
-    from oirl.reward import ArtefactError, PromptRewardModel
-    from oirl.select import SelectionPolicy, select_prompts
-    from oirl.settings import get_settings
+    from oirl.select import select_prompts
+    from oirl.store import tasks_repo
 
     if not query.strip():
         fail("the query is empty", code=2)
-    directory = model or _latest_artefact()
-    with user_errors(ArtefactError):
-        reward_model = PromptRewardModel.load(directory)
-    meta = reward_model.metadata_
-    texts = list(candidates) if candidates else meta.get("prompts") or []
+    factory = open_store()
+    chosen = _task(factory, task)
+    registry = _registry(factory)
+    champion = _champion(registry, chosen)
+    if champion is None:
+        fail(f"task {chosen!r} has no champion model: `oirl train --task {chosen}`, then "
+             "`oirl models promote VERSION`", code=2)
+    with factory() as s:
+        active = [p.text for p, _ in tasks_repo.task_prompts(s, tasks_repo.get_task(s, chosen).id, active_only=True)]
+    texts = list(dict.fromkeys(candidates)) if candidates else active
     if not texts:
-        fail("no candidates: pass --candidates TEXT (repeatable)", code=2)
-    policy = SelectionPolicy.from_dict(meta["selection_policy"]) if "selection_policy" in meta else None
-    embedder = make_embedder(meta["params"]["embedder"]["name"] if meta["params"].get("embedder") else get_settings())
+        fail(f"task {chosen!r} has no active prompts: pass --candidates TEXT or `oirl tasks add-prompt`", code=2)
+    embedder = make_embedder(champion.bundle.embedder.get("name") or None)
     with user_errors(ValueError):
-        result = select_prompts(reward_model, embedder, [query], texts, policy, top_k=top_k)[0]
-    result["model"] = str(directory)
+        result = select_prompts(champion.model, embedder, [query], texts, champion.policy, top_k=top_k)[0]
+    result.update(task=chosen, model_version=champion.version)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    typer.echo(f"chosen: {result['prompt']!r}  P(correct)={result['p_correct']:.3f}"
+    typer.echo(f"task {chosen} · model v{champion.version} · chosen: {result['prompt']!r}  "
+               f"P(correct)={result['p_correct']:.3f}"
                f"{'  (fallback to the best training prompt: low margin)' if result['fallback'] else ''}")
     for rank, r in enumerate(result["ranking"], 1):
         typer.echo(f"{rank:3d}. {r['p_correct']:.3f}  {r['prompt']}")

@@ -2,76 +2,95 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Model registry: versions and the champion/challenger aliases.", no_args_is_help=True)
+from oirl.cli.common import fail, open_store, user_errors
+
+app = typer.Typer(help="Model registry: versions and each task's champion/challenger.", no_args_is_help=True)
 
 
 def _registry():
-    from oirl.cli.common import open_store
     from oirl.registry import ModelRegistry
     from oirl.settings import get_settings
 
-    settings = get_settings()
-    return ModelRegistry(open_store(settings), settings.resolved_artefact_dir)
+    return ModelRegistry(open_store(), get_settings().resolved_artefact_dir)
 
 
 @app.command("list")
-def list_cmd() -> None:
-    """Versions, newest first, with aliases and held-out accuracy."""
-    versions = _registry().list()
+def list_cmd(task: Annotated[str | None, typer.Option("--task", "-t", help="Only this task's versions.")] = None,
+             ) -> None:
+    """Versions, newest first, with their task, aliases and gate verdict."""
+    from oirl.cli.model import describe_gate
+    from oirl.registry import TaskNotFound
+
+    with user_errors(TaskNotFound):
+        versions = _registry().list(task)
     if not versions:
-        typer.echo("no model versions: `oirl serve --bootstrap`, `oirl models register DIR` or POST /admin/retrain")
+        typer.echo("no model versions: `oirl train --task T`, `oirl serve --bootstrap` or POST /admin/retrain")
     for v in versions:
-        acc = (v.metrics.get("holdout") or {}).get("accuracy")
         tags = f" [{', '.join(v.aliases)}]" if v.aliases else ""
-        typer.echo(f"v{v.id:<4} {v.created_at:%Y-%m-%d %H:%M}  {v.backend:<8} {v.embedder:<20} "
-                   f"acc={acc if acc is None else f'{acc:.3f}'}  sha256={v.artefact_sha256[:12]}{tags}")
+        typer.echo(f"v{v.id:<4} {v.task or '-':<12} {v.created_at:%Y-%m-%d %H:%M}  {v.backend:<8} "
+                   f"sha256={v.artefact_sha256[:12]}{tags}")
+        typer.echo(f"      gate {describe_gate(v.gate)}")
 
 
 @app.command("register")
 def register_cmd(
     directory: Annotated[Path, typer.Argument(exists=True, file_okay=False,
-                                              help="A saved reward model (`oirl train`).")],
+                                              help="A saved model bundle (oirl.registry.save_bundle).")],
     alias: Annotated[str | None, typer.Option(help="Also point this alias at it (challenger).")] = "challenger",
-    metrics: Annotated[Path | None, typer.Option(help="JSON file of metrics to record.")] = None,
 ) -> None:
-    """Copy a trained model directory into the registry as the next immutable version."""
-    from oirl.cli.common import user_errors
+    """Copy a saved model bundle into the registry as the next immutable version of its task."""
+    from oirl.registry import TaskNotFound
     from oirl.reward import ArtefactError
 
     if alias not in (None, "challenger"):
         raise typer.BadParameter("only `challenger` can be set here; use `oirl models promote` for the champion")
-    with user_errors(ArtefactError, OSError, ValueError):
-        m = json.loads(metrics.read_text()) if metrics else None
-        info = _registry().register(directory, metrics=m, alias=alias)
-    typer.echo(f"registered v{info.id} (sha256 {info.artefact_sha256[:12]}…) at {info.artefact_path}")
+    with user_errors(ArtefactError, TaskNotFound, OSError):
+        info = _registry().register(directory, alias=alias)
+    typer.echo(f"registered v{info.id} of task {info.task!r} (sha256 {info.artefact_sha256[:12]}…)")
 
 
 @app.command("promote")
 def promote_cmd(
     version: int,
-    force: Annotated[bool, typer.Option("--force", help="Skip the not-worse-than-champion gate.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Skip the gate (not worse than the champion on the "
+                                                        "same held-out queries).")] = False,
+    reason: Annotated[str, typer.Option(help="Why, for the alias history.")] = "",
 ) -> None:
-    """Make VERSION the champion; running services swap to it within seconds."""
-    from oirl.cli.common import user_errors
+    """Make VERSION its task's champion; running services swap to it within seconds."""
     from oirl.registry import ArtefactChecksumError, RegistryError
 
     with user_errors(RegistryError, ArtefactChecksumError):
-        move = _registry().promote(version, force=force, reason="cli")
-    typer.echo(f"champion: v{move.previous} -> v{move.version}")
+        move = _registry().promote(version, force=force, reason=reason or "cli")
+    typer.echo(f"task {move.task}: champion v{move.previous} -> v{move.version}")
 
 
 @app.command("rollback")
-def rollback_cmd() -> None:
-    """Return the champion to the version before the last promotion."""
-    from oirl.cli.common import user_errors
+def rollback_cmd(task: Annotated[str | None, typer.Option("--task", "-t", help="Whose champion.")] = None) -> None:
+    """Return a task's champion to the version before its last promotion."""
+    from oirl.registry import RegistryError
+    from oirl.settings import get_settings
+    from oirl.tasks import TaskError, resolve_task
+
+    registry = _registry()
+    with user_errors(TaskError, RegistryError):
+        chosen = resolve_task(registry.factory, task, get_settings().default_task)
+        move = registry.rollback(chosen, "cli")
+    typer.echo(f"task {move.task}: champion v{move.previous} -> v{move.version}")
+
+
+@app.command("history")
+def history_cmd(task: Annotated[str, typer.Option("--task", "-t", help="Whose champion history.")]) -> None:
+    """Every move of a task's champion alias, newest first."""
     from oirl.registry import RegistryError
 
     with user_errors(RegistryError):
-        move = _registry().rollback("cli")
-    typer.echo(f"champion: v{move.previous} -> v{move.version}")
+        events = _registry().history(task)
+    if not events:
+        fail(f"task {task!r} has never had a champion", code=1)
+    for e in events:
+        typer.echo(f"{e['at']:%Y-%m-%d %H:%M:%S}  v{e['previous']} -> v{e['version']}  {e['reason']}")

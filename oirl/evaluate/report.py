@@ -21,6 +21,14 @@ def _fmt(x) -> str:
 
 def render_table(report: dict) -> str:
     """Fixed-width table of one report: accuracy, interval vs BoTr, PGR per method."""
+    if report.get("information") == "partial":
+        lines = [f"{report['dataset']} | protocol {report['protocol']} | partial logs", report["unavailable"]]
+        loss = report.get("held_out_log_loss")
+        if loss:
+            lines.append(f"held-out log loss over {loss['n_observations']} observations ({loss['n_queries']} "
+                         f"queries): reward model {loss['reward_model']:.4f}, per-prompt base rate "
+                         f"{loss['prompt_base_rate']:.4f}")
+        return "\n".join(lines)
     head = (f"{report['dataset']} | protocol {report['protocol']} | K={report['k']}"
             f"{' + 10 held-out candidates' if report.get('held_out') else ''}"
             f" | {report['n_test']} test queries ({report.get('n_test_questions', '?')} distinct questions)"

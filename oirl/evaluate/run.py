@@ -30,7 +30,7 @@ from oirl.evaluate.metrics import (
 )
 from oirl.evaluate.splits import normalise_question, split_logs
 from oirl.reward.train import fit_reward_model
-from oirl.select.policy import best_of_n, calibrate_policy
+from oirl.select.policy import apply_policy, best_of_n, calibrate_policy
 
 TRAINING_PROMPTS = tuple(range(6))
 HELD_OUT_PROMPTS = tuple(range(6, 16))
@@ -49,20 +49,21 @@ def _one_subset(logs, embedder, split, train_prompts, candidates, backend, param
     train_rows = logs[logs["query_index"].isin(split.train_queries) & logs["prompt_index"].isin(train_prompts)]
     test_q = split.test_queries
     outcomes = outcome_matrix(logs, test_q, candidates)  # (n_test, n_cand)
-    train_O = train_rows.groupby("prompt_index")["correct"].mean()
-    botr_prompt = int(train_O.idxmax())  # best on training logs, among training prompts
-    botr_col = candidates.index(botr_prompt)
-
     trained = fit_reward_model(train_rows, embedder, backend=backend, params=params, features=features,
                                random_state=seed)
     policy = calibrate_policy(trained)
     text_of = logs.drop_duplicates("prompt_index").set_index("prompt_index")["prompt"]
     query_text = logs.drop_duplicates("query_index").set_index("query_index")["query"]
+    texts = [text_of[c] for c in candidates]
     q_emb = embedder.encode(query_text.loc[test_q].tolist())
-    c_emb = embedder.encode([text_of[c] for c in candidates])
+    c_emb = embedder.encode(texts)
     scores = trained.model.score(q_emb, c_emb)  # (n_test, n_cand)
-    safe = best_of_n(scores, botr_col, policy.margin_threshold)
-    argmax = best_of_n(scores)
+    # BoTr is the policy's default (best on the training logs, order-free ties), so `safe` is
+    # exactly the choice the service would serve.
+    botr_col = texts.index(policy.default_prompt)
+    botr_prompt = candidates[botr_col]
+    safe = apply_policy(scores, texts, policy)
+    argmax = best_of_n(scores, texts)
     per_query = {
         "random": random_outcomes(outcomes),
         "botr_train": outcomes[:, botr_col],
@@ -87,30 +88,41 @@ def _confidence_outcomes(confidence: pd.DataFrame | None, test_q, candidates, ou
     return chosen_outcomes(outcomes, conf.argmax(axis=1))
 
 
-def evaluate(logs: pd.DataFrame, embedder, *, dataset: str = "custom", protocol: str = "paper", k: int = 6,
-             prompts: list[int] | None = None, all_subsets: bool = False, held_out: bool = False,
-             confidence: pd.DataFrame | None = None, backend: str = "lightgbm", params: dict | None = None,
-             features: str = "concat+knn", seed: int = 0, n_boot: int = 2000, test_fraction: float | None = None,
-             progress=None) -> dict:
+def evaluate(logs: pd.DataFrame, embedder, *, dataset: str = "custom", protocol: str = "paper",
+             k: int | None = None, prompts: list[int] | None = None, all_subsets: bool = False,
+             held_out: bool = False, confidence: pd.DataFrame | None = None, backend: str = "lightgbm",
+             params: dict | None = None, features: str = "concat+knn", seed: int = 0, n_boot: int = 2000,
+             test_fraction: float | None = None, progress=None) -> dict:
     """Run one evaluation and return the report dict (JSON-ready).
 
-    ``logs``: rows like ``load_benchmark``'s output. Training prompts: ``prompts`` if given,
-    else every K-subset of prompts 0-5 (``all_subsets``, results averaged per query as the
-    paper does) or the first K. ``held_out``: candidates at test time are the training
-    prompts plus the 10 held-out prompts 6-15. ``confidence``: DataFrame indexed by
-    query_index with prompt_index columns (LLM self-confidence), if available.
+    ``logs``: rows like ``load_benchmark``'s output or ``oirl.jobs.data.store_logs``'s (columns
+    ``query_index, query, prompt_index, prompt, correct, split``). Training prompts: ``prompts``
+    if given; else, on benchmark logs (prompts 0-5 present), every K-subset of prompts 0-5
+    (``all_subsets``, results averaged per query as the paper does) or the first K (default 6);
+    on any other logs, every logged prompt. ``held_out`` (benchmark only): candidates at test
+    time are the training prompts plus the 10 held-out prompts 6-15. ``confidence``: DataFrame
+    indexed by query_index with prompt_index columns (LLM self-confidence), if available.
     ``progress``: optional callable(done, total) for long runs.
+
+    Where no test query has an outcome for every candidate (partial logs, e.g. one prompt per
+    query), policies cannot be compared on logged outcomes: the report then says so in
+    ``unavailable`` and gives what can be measured (the reward model's held-out log loss).
     """
     available = sorted(logs["prompt_index"].unique().tolist())
+    benchmark = set(TRAINING_PROMPTS) <= set(available)
+    pool = TRAINING_PROMPTS if benchmark else tuple(available)
+    if held_out and not benchmark:
+        raise ValueError("held_out applies to the benchmark tasks (prompts 6-15 held out); these logs are not one")
     if prompts is not None:
         bad = sorted(set(prompts) - set(available))
         if bad or len(set(prompts)) != len(prompts) or not prompts:
             raise ValueError(f"bad prompt list {prompts}: must be distinct indices among {available}")
         subsets = [tuple(prompts)]
     else:
-        if not 1 <= k <= len(TRAINING_PROMPTS):
-            raise ValueError(f"k must be in 1..{len(TRAINING_PROMPTS)}, got {k}")
-        subsets = list(combinations(TRAINING_PROMPTS, k)) if all_subsets else [TRAINING_PROMPTS[:k]]
+        k = len(pool) if k is None else k
+        if not 1 <= k <= len(pool):
+            raise ValueError(f"k must be in 1..{len(pool)}, got {k}")
+        subsets = list(combinations(pool, k)) if all_subsets else [pool[:k]]
     k = len(subsets[0])
 
     per_method: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
@@ -119,7 +131,8 @@ def evaluate(logs: pd.DataFrame, embedder, *, dataset: str = "custom", protocol:
         candidates = list(subset) + ([p for p in HELD_OUT_PROMPTS if p not in subset] if held_out else [])
         split = split_logs(logs, protocol, candidates, seed=seed, test_fraction=test_fraction)
         if len(split.test_queries) == 0:
-            raise ValueError(f"no test query has logs for every candidate prompt {candidates}")
+            return partial_report(logs, embedder, split, list(subset), dataset=dataset, protocol=protocol,
+                                  backend=backend, params=params, features=features, seed=seed)
         per_query, info, _ = _one_subset(logs, embedder, split, list(subset), candidates, backend, params,
                                             features, seed)
         outcomes = outcome_matrix(logs, split.test_queries, candidates)
@@ -151,6 +164,7 @@ def evaluate(logs: pd.DataFrame, embedder, *, dataset: str = "custom", protocol:
     methods["prompt_oirl"]["fallback_rate"] = float(np.mean([i["fallback_rate"] for i in infos]))
     return {
         "dataset": dataset,
+        "information": "full",
         "protocol": protocol,
         "k": k,
         "held_out": held_out,
@@ -164,3 +178,40 @@ def evaluate(logs: pd.DataFrame, embedder, *, dataset: str = "custom", protocol:
         "methods": methods,
         "subsets": infos,
     }
+
+
+PARTIAL_LOGS = ("no test query has a logged outcome for every candidate prompt (partial logs, e.g. one prompt "
+                "per query), so the accuracy of a policy cannot be read off the logs: random, BoTr, Prompt-OIRL "
+                "and oracle accuracies are not reported. Off-policy estimates (IPS, SNIPS, DR) need logged "
+                "propensities and come with the decision log. Reported instead: the reward model's log loss on "
+                "the held-out observations, next to the per-prompt base rate.")
+
+
+def partial_report(logs: pd.DataFrame, embedder, split, train_prompts: list[int], *, dataset: str, protocol: str,
+                   backend: str, params: dict | None, features: str, seed: int) -> dict:
+    """What an evaluation can say on partial logs: held-out cross-entropy of r̂ against the base rate."""
+    train_rows = logs[logs["query_index"].isin(split.train_queries) & logs["prompt_index"].isin(train_prompts)]
+    test_rows = logs[logs["query_index"].isin(split.test_all) & logs["prompt_index"].isin(train_prompts)]
+    report = {"dataset": dataset, "information": "partial", "protocol": protocol, "k": len(train_prompts),
+              "n_test": 0, "n_test_observations": int(len(test_rows)), "backend": backend, "features": features,
+              "seed": seed, "embedder": embedder.identity.to_dict(), "methods": {}, "unavailable": PARTIAL_LOGS}
+    if train_rows.empty or test_rows.empty:
+        report["unavailable"] += " There are no held-out observations either."
+        return report
+    trained = fit_reward_model(train_rows, embedder, backend=backend, params=params, features=features,
+                               random_state=seed)
+    y = test_rows["correct"].astype(float).to_numpy()
+    q_emb = embedder.encode(test_rows["query"].tolist())
+    p_emb = embedder.encode(test_rows["prompt"].tolist())
+    p_model = trained.model.predict_proba(q_emb, p_emb)[:, 1]
+    base = train_rows.groupby("prompt")["correct"].mean().astype(float)
+    p_base = test_rows["prompt"].map(base).fillna(float(train_rows["correct"].astype(float).mean())).to_numpy()
+    report["held_out_log_loss"] = {"reward_model": _log_loss(y, p_model), "prompt_base_rate": _log_loss(y, p_base),
+                                   "n_observations": int(len(y)),
+                                   "n_queries": int(test_rows["query_index"].nunique())}
+    return report
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())

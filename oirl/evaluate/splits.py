@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 PROTOCOLS = ("paper", "grouped")
+DEFAULT_TEST_FRACTION = 0.2  # grouped protocol on logs with no test split of their own
 _SPACE = re.compile(r"\s+")
 
 
@@ -30,6 +31,7 @@ def normalise_question(text: str) -> str:
 class Split:
     train_queries: np.ndarray  # query_index values usable for training
     test_queries: np.ndarray  # query_index values evaluated (every candidate logged)
+    test_all: np.ndarray  # every query_index on the test side, complete or not (partial logs)
 
 
 def candidate_complete_queries(logs: pd.DataFrame, candidates: list[int]) -> np.ndarray:
@@ -53,16 +55,22 @@ def split_logs(logs: pd.DataFrame, protocol: str, candidates: list[int], seed: i
     if protocol == "paper":
         test = queries.loc[queries["split"] == "test", "query_index"].to_numpy()
         train = queries.loc[queries["split"] == "train", "query_index"].to_numpy()
-        return Split(np.sort(train), np.intersect1d(test, complete))
+        if len(test) == 0:
+            raise ValueError("the paper protocol needs logs marked split=test; these have none "
+                             "(use the grouped protocol)")
+        return Split(np.sort(train), np.intersect1d(test, complete), np.sort(test))
 
     group = queries["query"].map(normalise_question).to_numpy()
     if test_fraction is None:
-        test_fraction = float((queries["split"] == "test").mean())
+        share = float((queries["split"] == "test").mean())
+        test_fraction = share if share > 0 else DEFAULT_TEST_FRACTION
     all_groups = np.unique(group)
     eligible = np.unique(group[np.isin(queries["query_index"].to_numpy(), complete)])
+    if len(eligible) == 0:  # partial logs: no question was tried with every candidate
+        eligible = all_groups
     n_test = min(int(round(test_fraction * len(all_groups))), len(eligible))
     rng = np.random.default_rng(seed)
     test_groups = rng.choice(eligible, size=n_test, replace=False)  # `eligible` is sorted: seed-stable
     in_test = np.isin(group, test_groups)
     qidx = queries["query_index"].to_numpy()
-    return Split(np.sort(qidx[~in_test]), np.intersect1d(qidx[in_test], complete))
+    return Split(np.sort(qidx[~in_test]), np.intersect1d(qidx[in_test], complete), np.sort(qidx[in_test]))

@@ -1,48 +1,50 @@
-"""First start on a fresh machine: benchmark logs in the store and a first champion.
+"""First start on a fresh machine: benchmark logs in the store and a first champion per task.
 
 Both steps are skipped when already done, so ``oirl serve --bootstrap`` is safe to run on
-every start. The first model is trained on a seeded subsample of the logged training
-questions (``settings.bootstrap_max_queries``, default 2,000 of ~22,000 distinct ones) to
-keep a cold start on 2 CPU cores within a few minutes; ``POST /admin/retrain`` trains on
-everything later.
+every start. Each benchmark task's first model is trained with the same code as
+``oirl train`` and ``POST /admin/retrain``, on a seeded subsample of its logged training
+questions (``settings.bootstrap_max_queries``) to keep a cold start on 2 CPU cores within a
+few minutes; a retrain on everything can follow later.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from oirl.datasets.benchmark import DATASETS, LLM_NAME
+from oirl.datasets.benchmark import DATASETS
 from oirl.jobs.retrain import RetrainParams, retrain
 from oirl.registry import ModelRegistry
 from oirl.settings import Settings
-from oirl.store.logs import count_outcomes
+from oirl.store.logs import count_observations
 
 
-def bootstrap(settings: Settings, factory, embedder, echo: Callable[[str], None] = print) -> int:
-    """Import missing benchmark datasets, train + promote a first model if there is no champion.
-    Returns the champion version."""
+def bootstrap(settings: Settings, factory, embedder, echo: Callable[[str], None] = print) -> dict[str, int]:
+    """Import missing benchmark tasks, then train + promote a first model for each task without
+    a champion. Returns task -> champion version."""
     from oirl.cli.common import ensure_benchmark
     from oirl.ingest import import_benchmark
 
     with factory() as s:
-        missing = [d for d in DATASETS if count_outcomes(s, dataset=d) == 0]
+        missing = [d for d in DATASETS if count_observations(s, task=d) == 0]
     if missing:
         echo(f"bootstrap: importing benchmark logs ({', '.join(missing)}) ...")
         root = ensure_benchmark(settings.mirror_dir, settings)
         results = import_benchmark(factory, root, missing)
-        echo(f"bootstrap: {sum(r.inserted for r in results.values()):,} outcomes imported")
+        echo(f"bootstrap: {sum(r.inserted for r in results.values()):,} observations imported")
     registry = ModelRegistry(factory, settings.resolved_artefact_dir)
-    champion = registry.alias("champion")
-    if champion is not None:
-        echo(f"bootstrap: champion is model v{champion}")
-        return champion
-    params = RetrainParams(llm=LLM_NAME, max_queries=settings.bootstrap_max_queries)
-    echo(f"bootstrap: training a first model on {params.max_queries:,} logged training questions "
-         f"(embedder {settings.embedder}) ...")
-    info, metrics = retrain(factory, registry, embedder, params, alias=None)
-    registry.promote(info.id, force=True, reason="bootstrap: first model")
-    hold = metrics["holdout"]
-    echo(f"bootstrap: model v{info.id} is champion (held-out accuracy {hold['accuracy']:.3f} "
-         f"vs best single prompt {hold['default_prompt_accuracy'] or float('nan'):.3f}, "
-         f"{hold['n_queries']} questions)")
-    return info.id
+    champions = registry.champions()
+    for task in DATASETS:
+        if task in champions:
+            echo(f"bootstrap: task {task}: champion is model v{champions[task]}")
+            continue
+        params = RetrainParams(task=task, max_queries=settings.bootstrap_max_queries)
+        echo(f"bootstrap: task {task}: training a first model on {params.max_queries:,} logged training "
+             f"questions (embedder {settings.embedder}) ...")
+        info, metrics = retrain(factory, registry, embedder, params, alias=None,
+                                min_gate_queries=settings.gate_min_queries)
+        registry.promote(info.id, force=True, reason="bootstrap: first model")
+        champions[task] = info.id
+        gate = metrics["gate"]
+        echo(f"bootstrap: task {task}: model v{info.id} is champion ({gate['metric']} {gate['challenger']:.3f} on "
+             f"{gate['n_queries']} held-out questions)")
+    return champions

@@ -9,40 +9,67 @@ from __future__ import annotations
 
 import base64
 import io
-from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
 from oirl.jobs.data import store_logs
+from oirl.jobs.retrain import Backend, Features
 from oirl.jobs.runner import JobError
 
 
-@dataclass
+@dataclass(config=ConfigDict(extra="forbid"))
 class EvaluationParams:
-    dataset: str
-    llm: str | None = None
-    protocol: str = "paper"
-    k: int = 6
-    prompts: list[int] | None = None
-    held_out: bool = False
-    backend: str = "lightgbm"
-    params: dict | None = None
-    features: str = "concat+knn"
-    """Pair features; the library default, as measured in benchmarks/results/quality.md."""
+    """What to evaluate: the request body of ``POST /v1/evaluations`` and the options of ``oirl evaluate``."""
+
+    task: str | None = Field(None, description="Task whose logs to evaluate on (default: the default task).")
+    llm: str | None = Field(None, description="Only this LLM's observations (default: every LLM).")
+    protocol: Literal["grouped", "paper"] = Field(
+        "grouped", description="grouped: split by question text, no test question seen in training; paper: the "
+                               "logs' own train/test split (the benchmark's published one).")
+    k: int | None = Field(None, ge=1, le=6, description="Benchmark tasks: train on the first K of prompts 0-5 "
+                                                        "(default 6). Other tasks use every logged prompt.")
+    prompts: list[int] | None = Field(None, description="Benchmark tasks: explicit training prompt indices.")
+    all_subsets: bool = Field(False, description="Benchmark tasks: average over every K-subset of prompts 0-5.")
+    held_out: bool = Field(False, description="Benchmark tasks: also offer the 10 held-out prompts at test time.")
+    backend: Backend = "lightgbm"
+    params: dict[str, Any] | None = Field(None, description="Backend parameters overriding its defaults.")
+    features: Features = Field("concat+knn", description="Pair features; the measured default is concat+knn.")
     seed: int = 0
-    n_boot: int = 2000
-    max_queries: int | None = None
-    """Evaluate on a seeded subsample of this many queries (speed; None: all)."""
-    test_fraction: float | None = None
-    """``grouped`` protocol: share of questions tested (None: the paper split's share)."""
+    n_boot: int = Field(2000, ge=100, le=20000, description="Bootstrap resamples for the intervals.")
+    max_queries: int | None = Field(None, ge=10, description="Evaluate on a seeded subsample of queries.")
+    test_fraction: float | None = Field(None, gt=0, lt=1, description="grouped protocol: share of questions "
+                                                                      "tested (default: the paper split's share).")
 
 
-def run_evaluation(factory, embedder, p: EvaluationParams, progress=lambda f: None) -> dict:
+def benchmark_confidence(task: str, logs: pd.DataFrame, benchmark_dir: Path | None) -> pd.DataFrame | None:
+    """LLM self-confidence of a benchmark task's test queries, indexed like ``store_logs`` (query
+    id x prompt index); None when the task is not a benchmark one or the files are not here."""
+    from oirl.datasets.benchmark import DATASETS, SPECS, load_confidence
+
+    if task not in DATASETS or benchmark_dir is None or not Path(benchmark_dir).is_dir():
+        return None
+    try:
+        conf = load_confidence(task, benchmark_dir)  # (n_test, 16), rows = line index - n_train
+    except (OSError, ValueError):
+        return None
+    lines = logs.drop_duplicates("query_index").set_index("query_index")["external_key"].astype(int)
+    row = lines - SPECS[task].n_train
+    row = row[(row >= 0) & (row < len(conf))]
+    return pd.DataFrame(conf[row.to_numpy()], index=row.index)
+
+
+def run_evaluation(factory, embedder, p: EvaluationParams, progress=lambda f: None,
+                   benchmark_dir: Path | None = None) -> dict:
     from oirl.evaluate import evaluate
 
-    logs = store_logs(factory, dataset=p.dataset, llm=p.llm)
+    logs = store_logs(factory, task=p.task, llm=p.llm)
     if logs.empty:
-        raise JobError(f"no logs in the store for dataset={p.dataset!r}, llm={p.llm!r}")
+        raise JobError(f"no observations in the store for task={p.task!r}, llm={p.llm!r}")
     if p.max_queries is not None:
         ids = np.sort(logs["query_index"].unique())
         if len(ids) > p.max_queries:
@@ -50,12 +77,15 @@ def run_evaluation(factory, embedder, p: EvaluationParams, progress=lambda f: No
             logs = logs[logs["query_index"].isin(keep)]
     progress(0.05)
     try:
-        report = evaluate(logs, embedder, dataset=p.dataset, protocol=p.protocol, k=p.k, prompts=p.prompts,
-                          held_out=p.held_out, backend=p.backend, params=p.params, features=p.features,
+        report = evaluate(logs, embedder, dataset=p.task, protocol=p.protocol, k=p.k, prompts=p.prompts,
+                          all_subsets=p.all_subsets, held_out=p.held_out,
+                          confidence=benchmark_confidence(p.task, logs, benchmark_dir),
+                          backend=p.backend, params=p.params, features=p.features,
                           seed=p.seed, n_boot=p.n_boot, test_fraction=p.test_fraction,
                           progress=lambda done, total: progress(0.05 + 0.85 * done / total))
     except (ValueError, KeyError) as exc:
         raise JobError(f"evaluation cannot run on these logs: {exc}") from exc
+    report["task"] = p.task
     png = plot_methods(report)
     return {"report": report, "plot_png_base64": base64.b64encode(png).decode()}
 
@@ -70,6 +100,15 @@ def plot_methods(report: dict) -> bytes:
     methods = [(m, v) for m, v in report["methods"].items() if v.get("accuracy") is not None]
     fig = Figure(figsize=(7, 3.6), dpi=100)
     ax = fig.subplots()
+    if report.get("information") == "partial":  # no accuracies to draw: say why, in the picture
+        import textwrap
+
+        ax.axis("off")
+        ax.text(0.0, 1.0, "\n".join(textwrap.wrap(report["unavailable"], 90)), va="top", fontsize=8,
+                transform=ax.transAxes)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return buf.getvalue()
     names = [m for m, _ in methods]
     acc = [v["accuracy"] for _, v in methods]
     colors = ["tab:orange" if m.startswith("prompt_oirl") else "tab:gray" for m in names]

@@ -1,25 +1,31 @@
-"""Retraining: logged training rows -> a challenger version, judged on a held-out split.
+"""Training a task's challenger: its logs -> a model bundle, judged against the champion, registered.
 
-1. Read the training-split logs from the store (optionally one dataset / LLM).
-2. Hold out a seeded share of distinct *question texts* (no question on both sides).
-3. Fit the reward model on the rest and calibrate its safe policy (``oirl.reward``,
-   ``oirl.select``), then score the challenger *and the current champion* on the same
-   held-out queries: mean logged correctness of the prompt each policy picks.
-4. Save, register as a new version (alias ``challenger``), recording the comparison in
-   ``metrics["gate"]``; promotion later checks it.
-The version is registered only at the very end and atomically, so a crash midway leaves
-no trace in the registry.
+The one path behind ``oirl train``, ``POST /admin/retrain`` and ``oirl serve --bootstrap``:
+
+1. Read the task's training-split observations from the store (optionally one LLM's).
+2. Hold out the questions whose hash (task, normalised text) falls under ``holdout_fraction``:
+   a fixed rule, so every model of the task holds out the same questions and a champion
+   never trained on the questions a later challenger is judged on (with different fractions
+   the gate uses the questions both held out).
+3. Fit the reward model on the rest, calibrate its safe policy.
+4. Judge challenger and champion on the same held-out queries, drawn from the union of both
+   models' LLM scopes (``oirl.evaluate.gate``); record numbers, interval and verdict.
+5. Save the bundle and register it (alias ``challenger``) in one transaction at the very end,
+   so a crash midway leaves no trace in the registry.
 """
 
 from __future__ import annotations
 
 import hashlib
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
 from oirl.jobs.data import store_logs
 from oirl.jobs.runner import JobError, json_safe
@@ -27,116 +33,149 @@ from oirl.registry import ModelRegistry
 from oirl.registry.live import LoadedModel
 from oirl.store.registry_repo import CHALLENGER
 
+Backend = Literal["lightgbm", "xgboost", "mlp"]
+Features = Literal["concat+knn", "concat", "concat+product"]
 
-@dataclass
+
+@dataclass(config=ConfigDict(extra="forbid"))
 class RetrainParams:
-    dataset: str | None = None
-    """Only this dataset's logs (None: every dataset)."""
-    llm: str | None = None
-    """Only this LLM's logs (None: every LLM)."""
-    backend: str = "lightgbm"
-    params: dict | None = None
-    """Backend parameters overriding its defaults."""
-    features: str = "concat+knn"
-    """Pair features; the library default, as measured in benchmarks/results/quality.md."""
-    holdout_fraction: float = 0.2
-    """Share of distinct questions held out to judge the challenger against the champion."""
-    max_queries: int | None = None
-    """Subsample this many distinct questions first (speed; None: all)."""
-    seed: int = 0
+    """What to train: the request body of ``POST /admin/retrain`` and the options of ``oirl train``."""
+
+    task: str | None = Field(None, description="Task whose logs to train on (default: the default task).")
+    llm: str | None = Field(None, description="Only this LLM's observations (default: every LLM of the task).")
+    backend: Backend = Field("lightgbm", description="Reward-model backend.")
+    params: dict[str, Any] | None = Field(None, description="Backend parameters overriding its defaults.")
+    features: Features = Field("concat+knn", description="Pair features; the measured default is concat+knn.")
+    holdout_fraction: float = Field(0.2, gt=0, lt=1, description="Share of questions held out to judge the "
+                                                                  "challenger against the champion.")
+    max_queries: int | None = Field(None, ge=10, description="Train on a seeded subsample of this many questions.")
+    seed: int = Field(0, description="Seeds the subsample, the validation split and the backend.")
 
 
-def holdout_split(logs: pd.DataFrame, fraction: float, seed: int, max_queries: int | None):
+def holdout_mask(task: str, questions: pd.Series, fraction: float) -> np.ndarray:
+    """True for questions held out: sha256(task, normalised text) in the lowest ``fraction``."""
     from oirl.evaluate import normalise_question
 
-    groups = logs["query"].map(normalise_question)
-    unique = np.sort(groups.unique())
-    rng = np.random.default_rng(seed)
-    if max_queries is not None and len(unique) > max_queries:
-        unique = np.sort(rng.choice(unique, size=max_queries, replace=False))
-    n_hold = int(round(fraction * len(unique)))
-    if n_hold < 1 or n_hold >= len(unique):
-        raise JobError(f"{len(unique)} distinct questions cannot be split with holdout_fraction={fraction}")
-    held = set(rng.choice(unique, size=n_hold, replace=False).tolist())
-    used = set(unique.tolist())
-    in_hold = groups.isin(held).to_numpy()
-    in_used = groups.isin(used).to_numpy()
-    return logs[in_used & ~in_hold], logs[in_hold]
+    def unit(text: str) -> float:
+        h = hashlib.sha256(f"{task}\0{normalise_question(text)}".encode()).digest()
+        return int.from_bytes(h[:8], "big") / 2**64
+
+    units = {q: unit(q) for q in questions.unique()}
+    return questions.map(units).to_numpy() < fraction
 
 
-def holdout_accuracy(loaded_model, policy, embedder, holdout: pd.DataFrame) -> dict:
-    """Accuracy of the policy's pick among the prompts logged for each held-out query."""
-    from oirl.reward import TrainingTable
-    from oirl.select import best_of_n
+def subsample_questions(logs: pd.DataFrame, max_queries: int | None, seed: int) -> pd.DataFrame:
+    if max_queries is None:
+        return logs
+    unique = np.sort(logs["query"].unique())
+    if len(unique) <= max_queries:
+        return logs
+    keep = np.random.default_rng(seed).choice(unique, size=max_queries, replace=False)
+    return logs[logs["query"].isin(keep)]
 
-    table = TrainingTable.from_logs(holdout)
-    outcomes = np.full((len(table.queries), len(table.prompts)), np.nan)
-    outcomes[table.query_id, table.prompt_id] = table.n_correct / table.n_total
-    complete = ~np.isnan(outcomes).any(axis=1)  # queries where every prompt was logged
-    if not complete.any():
-        raise JobError("no held-out query has an outcome for every prompt; cannot compare models")
-    queries = [q for q, keep in zip(table.queries, complete, strict=True) if keep]
-    obs = outcomes[complete]  # (n_q, n_p)
-    scores = loaded_model.score(embedder.encode(queries), embedder.encode(table.prompts))
-    default = policy.default_index_in(table.prompts) if policy is not None else None
-    tau = policy.margin_threshold if policy is not None else 0.0
-    pick = best_of_n(scores, default, tau)
-    rows = np.arange(len(obs))
-    y = obs.ravel()
-    p = np.clip(scores.ravel(), 1e-7, 1 - 1e-7)
-    return {
-        "n_queries": int(len(obs)),
-        "accuracy": float(obs[rows, pick.choice].mean()),
-        "argmax_accuracy": float(obs[rows, scores.argmax(axis=1)].mean()),
-        "default_prompt_accuracy": float(obs[:, default].mean()) if default is not None else None,
-        "oracle_accuracy": float(obs.max(axis=1).mean()),
-        "log_loss": float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()),
-        "fallback_rate": float(pick.fallback.mean()),
-    }
+
+def judge(trained_model, policy, embedder, held: pd.DataFrame, champion: LoadedModel | None,
+          min_queries: int, seed: int) -> dict:
+    """The gate: both policies on the same held-out queries (see ``oirl.evaluate.gate``)."""
+    from oirl.evaluate.gate import HeldOutLogs, compare
+    from oirl.select import apply_policy
+
+    table = HeldOutLogs.from_logs(held)
+    q_emb, p_emb = embedder.encode(table.queries), embedder.encode(table.prompts)
+    ours_scores = trained_model.score(q_emb, p_emb)  # (n_q, n_p)
+    theirs_scores = champion.bundle.model.score(q_emb, p_emb) if champion is not None else None
+    ours = table.value_terms(apply_policy(ours_scores, table.prompts, policy).choice)
+    theirs = (table.value_terms(apply_policy(theirs_scores, table.prompts, champion.bundle.policy).choice)
+              if champion is not None else None)
+    usable = ~np.isnan(ours)
+    gate: dict = {"n_held_out_queries": len(table.queries), "n_held_out_observations": int(len(held))}
+    if usable.any():
+        gate.update(metric="value", method=table.method(), n_queries=int(usable.sum()),
+                    **compare(ours[usable], None if theirs is None else theirs[usable], higher_is_better=True,
+                              seed=seed))
+    else:
+        gate.update(metric="log_loss", n_queries=len(table.queries),
+                    method="no query has full information or propensities: reward-model log loss instead",
+                    **compare(table.log_loss_terms(ours_scores),
+                              None if theirs_scores is None else table.log_loss_terms(theirs_scores),
+                              higher_is_better=False, seed=seed))
+    if champion is None:
+        gate.update(verdict="no_champion", reason="no champion to compare with")
+    elif gate["n_queries"] < min_queries:
+        gate.update(verdict="too_few_queries", reason=f"judged on {gate['n_queries']} held-out queries, fewer "
+                                                      f"than the minimum {min_queries} (OIRL_GATE_MIN_QUERIES)")
+    elif not gate["not_worse"]:
+        gate.update(verdict="worse", reason=f"{gate['metric']} {gate['challenger']:.4f} vs champion "
+                                            f"{gate['champion']:.4f} on {gate['n_queries']} held-out queries")
+    else:
+        gate.update(verdict="pass", reason=f"{gate['metric']} {gate['challenger']:.4f} vs champion "
+                                           f"{gate['champion']:.4f} on {gate['n_queries']} held-out queries")
+    return gate
 
 
 def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, champion: LoadedModel | None = None,
-            job_id: str | None = None, progress=lambda f: None, alias: str | None = CHALLENGER):
-    """Train, judge against ``champion`` on the same held-out split, register. Returns (VersionInfo, metrics)."""
+            job_id: str | None = None, progress=lambda f: None, alias: str | None = CHALLENGER,
+            min_gate_queries: int = 100):
+    """Train, judge against ``champion`` (the task's), register. Returns (VersionInfo, metrics)."""
+    from oirl.registry.bundle import ModelBundle, save_bundle
     from oirl.reward import fit_reward_model
     from oirl.select import calibrate_policy
+    from oirl.store import tasks_repo
 
-    logs = store_logs(factory, dataset=params.dataset, llm=params.llm, split="train")
-    if logs.empty:
-        raise JobError(f"no training logs in the store for dataset={params.dataset!r}, llm={params.llm!r}")
-    train, hold = holdout_split(logs, params.holdout_fraction, params.seed, params.max_queries)
+    task = params.task
+    with factory() as s:
+        row = tasks_repo.get_task(s, task) if task else None
+        if row is None:
+            raise JobError(f"task {task!r} does not exist (tasks: {', '.join(tasks_repo.task_names(s)) or 'none'})")
+        candidates = [p.text for p, _ in tasks_repo.task_prompts(s, row.id, active_only=True)]
+    logs = store_logs(factory, task=task, split="train")
+    scope = logs if params.llm is None else logs[logs["llm"] == params.llm]
+    if scope.empty:
+        raise JobError(f"no training observations in task {task!r} for llm={params.llm!r}")
+    held_mask = holdout_mask(task, scope["query"], params.holdout_fraction)
+    train = subsample_questions(scope[~held_mask], params.max_queries, params.seed)
+    if train.empty:
+        raise JobError(f"every question of task {task!r} fell in the held-out share; lower holdout_fraction")
     progress(0.1)
     try:
         trained = fit_reward_model(train, embedder, backend=params.backend, params=params.params,
                                    features=params.features, random_state=params.seed)
-    except ValueError as exc:  # bad backend/params/features: the user's mistake, not a crash
+    except ValueError as exc:  # bad backend parameters: the user's mistake, not a crash
         raise JobError(str(exc)) from exc
     policy = calibrate_policy(trained)
     progress(0.7)
-    ours = holdout_accuracy(trained.model, policy, embedder, hold)
-    theirs = None
-    if champion is not None and champion.info.embedder_revision == embedder.identity.revision:
-        theirs = holdout_accuracy(champion.model, champion.policy, embedder, hold)
+
+    if champion is not None and champion.info.embedder_revision != embedder.identity.revision:
+        champion = None  # its scores live in another embedding space; recorded below
+    gate_fraction, gate_llms = params.holdout_fraction, None
+    if champion is not None:
+        theirs = champion.bundle.data_scope
+        gate_fraction = min(gate_fraction, (theirs.get("holdout") or {}).get("fraction", gate_fraction))
+        if params.llm is not None and theirs.get("llm") is not None:
+            gate_llms = {params.llm, theirs["llm"]}  # union of both scopes
+    pool = logs if gate_llms is None else logs[logs["llm"].isin(gate_llms)]
+    held = pool[holdout_mask(task, pool["query"], gate_fraction)]
+    if held.empty:
+        raise JobError(f"no held-out questions in task {task!r}; raise holdout_fraction or log more questions")
+    gate = judge(trained.model, policy, embedder, held, champion, min_gate_queries, params.seed)
+    gate.update(champion_version=champion.version if champion is not None else None, held_out_fraction=gate_fraction,
+                held_out_llms=sorted(gate_llms) if gate_llms else "all")
+    if champion is not None and params.llm is not None and champion.bundle.llm is None and gate["verdict"] == "pass":
+        gate.update(verdict="narrower_scope", reason=f"trained on llm {params.llm!r} only, while the champion "
+                                                     "serves every LLM of the task; force to accept")
     progress(0.85)
-    split_id = hashlib.sha256("\n".join(sorted(hold["query"].unique())).encode()).hexdigest()[:16]
-    metrics = {
-        "holdout": ours,
-        "validation": policy.validation,
-        "gate": {"split": split_id, "accuracy": ours["accuracy"],
-                 "champion_version": champion.version if theirs is not None else None,
-                 "champion_accuracy": theirs["accuracy"] if theirs is not None else None,
-                 "champion_holdout": theirs},
+    data_scope = {
+        "task": task, "llm": params.llm, "split": "train", "n_observations": int(len(scope)),
+        "n_train_observations": int(len(train)), "n_train_queries": int(train["query"].nunique()),
+        "llms": sorted(scope["llm"].unique().tolist()), "train_prompts": trained.table.prompts,
+        "holdout": {"rule": "sha256(task, normalised question)", "fraction": params.holdout_fraction},
+        "max_observation_id": int(logs["observation_id"].max()), "retrain_params": asdict(params),
     }
-    snapshot = {
-        "source": "store", "split": "train", "dataset": params.dataset, "llm": params.llm,
-        "n_rows": int(len(logs)), "n_train_rows": int(len(train)), "n_holdout_rows": int(len(hold)),
-        "max_query_id": int(logs["query_id"].max()), "holdout_split": split_id,
-        "retrain_params": asdict(params),
-    }
+    metrics = json_safe({"gate": gate, "validation": policy.validation,
+                         "validation_log_loss": trained.model.validation_log_loss_})
+    bundle = ModelBundle(trained.model, policy, task, candidates or trained.table.prompts, data_scope, metrics)
     with tempfile.TemporaryDirectory(prefix="oirl-train-") as tmp:
-        out = Path(tmp) / "model"
-        trained.model.save(out, metrics=metrics, extra={"policy": policy.to_dict()})
-        info = registry.register(out, metrics=json_safe(metrics), data_snapshot=snapshot, job_id=job_id,
-                                 alias=alias)
+        out = save_bundle(bundle, Path(tmp) / "model")
+        info = registry.register(out, job_id=job_id, alias=alias)
     progress(1.0)
     return info, metrics

@@ -1,12 +1,14 @@
 """Model registry: numbered immutable versions on disk, ``champion``/``challenger`` aliases in the store."""
 
 from oirl.registry.artefacts import ArtefactChecksumError, dir_sha256
+from oirl.registry.bundle import ModelBundle, load_bundle, read_bundle_metadata, save_bundle
 from oirl.registry.live import ChampionWatcher, LoadedModel, load_version
 from oirl.registry.registry import (
     AliasMove,
     ModelRegistry,
     PromotionRefused,
     RegistryError,
+    TaskNotFound,
     VersionInfo,
     VersionNotFound,
 )
@@ -16,6 +18,11 @@ __all__ = [
     "ArtefactChecksumError",
     "ChampionWatcher",
     "LoadedModel",
+    "ModelBundle",
+    "TaskNotFound",
+    "load_bundle",
+    "read_bundle_metadata",
+    "save_bundle",
     "ModelRegistry",
     "PromotionRefused",
     "RegistryError",

@@ -1,11 +1,11 @@
-"""The champion in memory, hot-swapped when the alias moves.
+"""Each task's champion in memory, hot-swapped when its alias moves.
 
-Each serving process polls the ``champion`` alias every ``poll_seconds``. When it points
-somewhere new, the new version is verified and loaded *outside* the lock (slow), then the
-reference is swapped under the lock (instant). Readers take one reference to a
-``LoadedModel`` per request and use it to the end, so a request never mixes two versions
-and never waits for a load. A version that fails to load (bad checksum, missing files) is
-reported and the old champion keeps serving.
+Each serving process polls the ``champion`` aliases of every task every ``poll_seconds``
+(one query). When a task's alias points somewhere new, the new version is verified and
+loaded *outside* the lock (slow), then that task's reference is swapped under the lock
+(instant). Readers take one reference to a ``LoadedModel`` per request and use it to the
+end, so a request never mixes two versions and never waits for a load. A version that
+fails to load (bad checksum, missing files) is reported and the old champion keeps serving.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 
 from oirl.registry import artefacts
 from oirl.registry.registry import ModelRegistry, VersionInfo
-from oirl.store.registry_repo import CHAMPION
 
 log = logging.getLogger(__name__)
 
@@ -28,26 +27,33 @@ log = logging.getLogger(__name__)
 class LoadedModel:
     version: int
     info: VersionInfo
-    model: object  # a fitted PromptRewardModel
-    policy: object | None  # oirl.select.SelectionPolicy, or None (plain argmax)
+    bundle: object  # oirl.registry.bundle.ModelBundle
+
+    @property
+    def task(self) -> str:
+        return self.bundle.task
+
+    @property
+    def model(self):
+        return self.bundle.model
+
+    @property
+    def policy(self):
+        return self.bundle.policy
 
 
 def load_version(registry: ModelRegistry, version: int) -> LoadedModel:
-    """Verify the directory's checksum, then load the model and its selection policy."""
-    from oirl.reward import PromptRewardModel
-    from oirl.select import SelectionPolicy
+    """Verify the directory's checksum, then load the bundle (model, policy, task, prompts)."""
+    from oirl.registry.bundle import load_bundle
 
     info = registry.get(version)
     path = Path(info.artefact_path)
     artefacts.verify(path, info.artefact_sha256)
-    model = PromptRewardModel.load(path)
-    policy_dict = (getattr(model, "metadata_", {}) or {}).get("policy")
-    policy = SelectionPolicy.from_dict(policy_dict) if policy_dict else None
-    return LoadedModel(version=version, info=info, model=model, policy=policy)
+    return LoadedModel(version=version, info=info, bundle=load_bundle(path, task_hint=info.task))
 
 
 class ChampionWatcher:
-    """Keeps ``current`` equal to the registry's champion, within ``poll_seconds``."""
+    """Keeps ``current(task)`` equal to each task's champion in the registry, within ``poll_seconds``."""
 
     def __init__(self, registry: ModelRegistry, poll_seconds: float = 1.0,
                  loader: Callable[[ModelRegistry, int], LoadedModel] = load_version,
@@ -56,41 +62,55 @@ class ChampionWatcher:
         self.poll_seconds = poll_seconds
         self.loader = loader
         self.on_swap = on_swap
-        self._current: LoadedModel | None = None
-        self._lock = threading.Lock()  # serialises swaps; readers never take it
+        self._current: dict[str, LoadedModel] = {}  # replaced whole on every swap: readers need no lock
+        self._lock = threading.Lock()  # serialises swaps
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.last_error: str | None = None
-        self._failed_version: int | None = None
-        self._failed_at = 0.0
+        self.errors: dict[str, str] = {}  # task -> why its champion is not the one in the registry
+        self.poll_error: str | None = None
+        self._failed: dict[str, tuple[int, float]] = {}  # task -> (version, when it failed)
         self.retry_failed_seconds = retry_failed_seconds
 
+    def current(self, task: str) -> LoadedModel | None:
+        return self._current.get(task)
+
     @property
-    def current(self) -> LoadedModel | None:
+    def serving(self) -> dict[str, LoadedModel]:
         return self._current
 
+    @property
+    def last_error(self) -> str | None:
+        return self.poll_error or ("; ".join(self.errors.values()) if self.errors else None)
+
     def refresh(self) -> bool:
-        """Check the alias once; load and swap if it moved. True if a swap happened."""
-        target = self.registry.alias(CHAMPION)
-        current = self._current
-        if target is None or (current is not None and current.version == target):
+        """Check every task's alias once; load and swap those that moved. True if any swap happened."""
+        swapped = False
+        for task, target in self.registry.champions().items():
+            swapped |= self._refresh_task(task, target)
+        self.poll_error = None
+        return swapped
+
+    def _refresh_task(self, task: str, target: int) -> bool:
+        current = self._current.get(task)
+        if current is not None and current.version == target:
             return False
-        if target == self._failed_version and time.monotonic() - self._failed_at < self.retry_failed_seconds:
+        failed = self._failed.get(task)
+        if failed and failed[0] == target and time.monotonic() - failed[1] < self.retry_failed_seconds:
             return False  # do not re-hash a broken directory every second; retry now and then
         try:
             loaded = self.loader(self.registry, target)
         except Exception as exc:  # keep serving the old champion whatever went wrong
-            self._failed_version, self._failed_at = target, time.monotonic()
-            self.last_error = f"cannot load champion v{target}: {exc}"
-            log.error(self.last_error)
+            self._failed[task] = (target, time.monotonic())
+            self.errors[task] = f"cannot load champion v{target} of task {task!r}: {exc}"
+            log.error(self.errors[task])
             return False
         with self._lock:
-            if self._current is not None and self._current.version == loaded.version:
+            if task in self._current and self._current[task].version == loaded.version:
                 return False
-            self._current = loaded
-            self._failed_version = None
-            self.last_error = None
-        log.info("serving model v%s", loaded.version)
+            self._current = {**self._current, task: loaded}
+            self._failed.pop(task, None)
+            self.errors.pop(task, None)
+        log.info("task %s: serving model v%s", task, loaded.version)
         if self.on_swap:
             self.on_swap(loaded)
         return True
@@ -100,8 +120,8 @@ class ChampionWatcher:
             try:
                 self.refresh()
             except Exception as exc:  # the store may be briefly unreachable; try again next tick
-                self.last_error = f"champion poll failed: {exc}"
-                log.warning(self.last_error)
+                self.poll_error = f"champion poll failed: {exc}"
+                log.warning(self.poll_error)
 
     def start(self) -> None:
         if self._thread is None:

@@ -1,13 +1,14 @@
-"""The model registry: immutable numbered versions on disk, movable aliases in the store.
+"""The model registry: immutable numbered versions on disk, movable per-task aliases in the store.
 
-- ``register(dir)`` copies a saved ``PromptRewardModel`` directory to
-  ``<artefact root>/<version>/`` (staged, hashed, renamed) and records a row with its
-  metrics, parameters, embedder, data snapshot and SHA-256, in one transaction.
+- ``register(dir)`` copies a saved model bundle (``oirl.registry.bundle``) to
+  ``<artefact root>/<version>/`` (staged, hashed, renamed) and records a row with its task,
+  metrics, parameters, embedder, data scope and SHA-256, in one transaction.
 - ``load(version)`` refuses any directory whose SHA-256 differs from the row's.
-- ``promote`` is gated: a version replaces the champion only if it was evaluated against
-  that same champion on the same held-out split and is not worse (or ``force``).
-- ``rollback`` returns the champion to where it was before the last promotion, replaying
-  the alias history as a stack so repeated rollbacks keep walking back.
+- ``promote`` is gated: a version replaces its task's champion only if it was judged against
+  that same champion on the same held-out queries and the gate passed (or ``force``).
+- ``rollback`` returns a task's champion to where it was before its last promotion,
+  replaying the task's alias history as a stack so repeated rollbacks keep walking back.
+Each task has its own champion and challenger; moving one task's aliases never touches another's.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from oirl.registry import artefacts
 from oirl.store import registry_repo as repo
+from oirl.store import tasks_repo
 from oirl.store.engine import transaction
 from oirl.store.models import ModelVersion
 
 ROLLBACK_PREFIX = "rollback"
-# Accuracy is a mean over a few hundred held-out queries; ties within this are "not worse".
-GATE_TOLERANCE = 1e-9
 
 
 class RegistryError(RuntimeError):
@@ -41,9 +41,14 @@ class PromotionRefused(RegistryError):
     pass
 
 
+class TaskNotFound(RegistryError):
+    pass
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     id: int
+    task: str | None
     created_at: datetime
     backend: str
     params: dict[str, Any]
@@ -57,19 +62,24 @@ class VersionInfo:
     job_id: str | None
     aliases: list[str] = field(default_factory=list)
 
+    @property
+    def gate(self) -> dict:
+        return self.metrics.get("gate") or {}
+
     @classmethod
-    def of(cls, row: ModelVersion, aliases: dict[str, int]) -> VersionInfo:
+    def of(cls, row: ModelVersion, aliases: dict[tuple[int, str], int], task_names: dict[int, str]) -> VersionInfo:
         return cls(
-            id=row.id, created_at=row.created_at, backend=row.backend, params=row.params or {},
+            id=row.id, task=task_names.get(row.task_id), created_at=row.created_at, backend=row.backend, params=row.params or {},
             embedder=row.embedder, embedder_revision=row.embedder_revision,
             library_versions=row.library_versions or {}, data_snapshot=row.data_snapshot or {},
             metrics=row.metrics or {}, artefact_path=row.artefact_path, artefact_sha256=row.artefact_sha256,
-            job_id=row.job_id, aliases=sorted(a for a, v in aliases.items() if v == row.id),
+            job_id=row.job_id, aliases=sorted(a for (t, a), v in aliases.items() if v == row.id and t == row.task_id),
         )
 
 
 @dataclass(frozen=True)
 class AliasMove:
+    task: str
     alias: str
     version: int
     previous: int | None
@@ -80,36 +90,55 @@ class ModelRegistry:
         self.factory = factory
         self.root = Path(root)
 
+    # -------------------------------------------------------------- helpers
+    @staticmethod
+    def _task_id(s: Session, task: str) -> int:
+        row = tasks_repo.get_task(s, task)
+        if row is None:
+            known = ", ".join(tasks_repo.task_names(s)) or "none yet"
+            raise TaskNotFound(f"task {task!r} does not exist (tasks: {known})")
+        return row.id
+
+    @staticmethod
+    def _names(s: Session) -> dict[int, str]:
+        return {t.id: t.name for t in tasks_repo.list_tasks(s)}
+
+    def _info(self, s: Session, row: ModelVersion) -> VersionInfo:
+        return VersionInfo.of(row, repo.aliases(s, row.task_id), self._names(s))
+
     # ------------------------------------------------------------ register
-    def register(self, model_dir: Path, *, metrics: dict | None = None, data_snapshot: dict | None = None,
-                 job_id: str | None = None, alias: str | None = None) -> VersionInfo:
-        """Copy a saved reward-model directory into the registry as the next version."""
+    def register(self, model_dir: Path, *, job_id: str | None = None, alias: str | None = None) -> VersionInfo:
+        """Copy a saved model bundle into the registry as the next version of its task."""
+        from oirl.registry.bundle import read_bundle_metadata
         from oirl.reward import read_metadata
 
-        meta = read_metadata(model_dir)  # refuses anything that is not a reward-model artefact
+        bundle = read_bundle_metadata(model_dir)  # refuses anything that is not a model bundle
+        meta = read_metadata(model_dir)
         embedder = (meta.get("params") or {}).get("embedder") or {}
+        with self.factory() as s:
+            self._task_id(s, bundle["task"])  # fail before copying anything
         staged, sha = artefacts.stage(Path(model_dir), self.root)
         try:
             with transaction(self.factory) as s:
+                task_id = self._task_id(s, bundle["task"])
                 # Inserting the row first takes the version number (and, on SQLite, the write
                 # lock) before the directory is renamed into place under that number.
                 row = repo.add_version(
-                    s, backend=meta.get("backend", "unknown"),
+                    s, task_id=task_id, backend=meta.get("backend", "unknown"),
                     params={"model": meta.get("params"), "backend": meta.get("backend_params"),
                             "n_rounds": meta.get("n_rounds")},
                     embedder=embedder.get("name", "unknown"), embedder_revision=embedder.get("revision", "unknown"),
                     library_versions=meta.get("library_versions") or {},
-                    data_snapshot=data_snapshot or meta.get("training_summary") or {},
-                    metrics=metrics if metrics is not None else (meta.get("metrics") or {}),
+                    data_snapshot=bundle.get("data_scope") or {}, metrics=bundle["metrics"],
                     artefact_path="", artefact_sha256=sha, job_id=job_id,
                 )
                 final = self.root / str(row.id)
                 row.artefact_path = str(final)
                 artefacts.publish(staged, final)
                 if alias:
-                    repo.move_alias(s, alias, row.id, reason=f"registered v{row.id}")
+                    repo.move_alias(s, task_id, alias, row.id, reason=f"registered v{row.id}")
                 s.flush()
-                info = VersionInfo.of(row, repo.aliases(s))
+                info = self._info(s, row)
         finally:
             if staged.exists():
                 artefacts.discard(staged)
@@ -121,20 +150,37 @@ class ModelRegistry:
             row = repo.get_version(s, version)
             if row is None:
                 raise VersionNotFound(f"model version {version} does not exist")
-            return VersionInfo.of(row, repo.aliases(s))
+            return self._info(s, row)
 
-    def list(self) -> list[VersionInfo]:
+    def list(self, task: str | None = None) -> list[VersionInfo]:
         with self.factory() as s:
-            al = repo.aliases(s)
-            return [VersionInfo.of(r, al) for r in repo.list_versions(s)]
+            task_id = None if task is None else self._task_id(s, task)
+            al, names = repo.aliases(s), self._names(s)
+            return [VersionInfo.of(r, al, names) for r in repo.list_versions(s, task_id)]
 
-    def aliases(self) -> dict[str, int]:
+    def aliases(self, task: str | None = None) -> dict[str, dict[str, int]]:
+        """task -> {alias -> version}."""
         with self.factory() as s:
-            return repo.aliases(s)
+            task_id = None if task is None else self._task_id(s, task)
+            names = self._names(s)
+            out: dict[str, dict[str, int]] = {}
+            for (t, a), v in sorted(repo.aliases(s, task_id).items()):
+                out.setdefault(names[t], {})[a] = v
+            return out
 
-    def alias(self, name: str) -> int | None:
+    def alias(self, task: str, name: str) -> int | None:
         with self.factory() as s:
-            return repo.alias_version_id(s, name)
+            return repo.alias_version_id(s, self._task_id(s, task), name)
+
+    def champions(self) -> dict[str, int]:
+        """task -> champion version, every task that has one (one query: the watchers poll this)."""
+        return {t: a[repo.CHAMPION] for t, a in self.aliases().items() if repo.CHAMPION in a}
+
+    def history(self, task: str, alias: str = repo.CHAMPION, limit: int = 50) -> list[dict]:
+        with self.factory() as s:
+            events = repo.alias_history(s, self._task_id(s, task), alias, limit)
+            return [{"version": e.version_id, "previous": e.previous_version_id, "reason": e.reason,
+                     "at": e.created_at} for e in events]
 
     def verify(self, version: int) -> VersionInfo:
         info = self.get(version)
@@ -143,45 +189,48 @@ class ModelRegistry:
 
     # ------------------------------------------------------------- aliases
     def promote(self, version: int, *, force: bool = False, reason: str = "") -> AliasMove:
-        self.verify(version)  # never point the champion at a directory that would not load
+        """Make ``version`` its task's champion (gated unless ``force``)."""
+        info = self.verify(version)  # never point the champion at a directory that would not load
+        if info.task is None:
+            raise PromotionRefused(f"version {version} belongs to no task (made before tasks existed); retrain it")
         with transaction(self.factory) as s:
-            row = repo.get_version(s, version)
-            if row is None:
-                raise VersionNotFound(f"model version {version} does not exist")
-            current = repo.alias_version_id(s, repo.CHAMPION)
+            task_id = self._task_id(s, info.task)
+            current = repo.alias_version_id(s, task_id, repo.CHAMPION)
             if current == version:
-                return AliasMove(repo.CHAMPION, version, current)
+                return AliasMove(info.task, repo.CHAMPION, version, current)
             if not force and current is not None:
-                check_gate(row.metrics or {}, version, current)
-            previous = repo.move_alias(s, repo.CHAMPION, version, reason=reason or ("forced" if force else "promoted"))
-        return AliasMove(repo.CHAMPION, version, previous)
+                check_gate(info.metrics, version, current)
+            # The prefix keeps a user's reason from ever reading as a rollback in the history.
+            kind = "forced" if force else "promoted"
+            previous = repo.move_alias(s, task_id, repo.CHAMPION, version,
+                                       reason=f"{kind}: {reason}" if reason else kind)
+        return AliasMove(info.task, repo.CHAMPION, version, previous)
 
-    def rollback(self, reason: str = "") -> AliasMove:
+    def rollback(self, task: str, reason: str = "") -> AliasMove:
+        """Return the task's champion to the version before its last promotion."""
         with transaction(self.factory) as s:
-            current = repo.alias_version_id(s, repo.CHAMPION)
-            stack = champion_stack(repo.alias_history(s, repo.CHAMPION, limit=10_000))
+            task_id = self._task_id(s, task)
+            current = repo.alias_version_id(s, task_id, repo.CHAMPION)
+            stack = champion_stack(repo.alias_history(s, task_id, repo.CHAMPION, limit=10_000))
             if current is None or len(stack) < 2:
-                raise PromotionRefused("no previous champion to roll back to")
+                raise PromotionRefused(f"task {task!r} has no previous champion to roll back to")
             target = stack[-2]
-            repo.move_alias(s, repo.CHAMPION, target, reason=f"{ROLLBACK_PREFIX} from v{current}: {reason}".strip(": "))
-        return AliasMove(repo.CHAMPION, target, current)
+            repo.move_alias(s, task_id, repo.CHAMPION, target,
+                            reason=f"{ROLLBACK_PREFIX} from v{current}: {reason}".strip(": "))
+        return AliasMove(task, repo.CHAMPION, target, current)
 
 
 def check_gate(metrics: dict, version: int, champion: int) -> None:
+    """Refuse unless the version's recorded gate judged it against ``champion`` and passed."""
     gate = metrics.get("gate") or {}
     if gate.get("champion_version") != champion:
         raise PromotionRefused(
-            f"version {version} was not evaluated against the current champion v{champion} on the same "
-            "held-out split (retrain to get a challenger that is, or force the promotion)"
+            f"version {version} was not judged against the current champion v{champion} on the same held-out "
+            "queries (retrain to get a challenger that is, or force the promotion)"
         )
-    ours, theirs = gate.get("accuracy"), gate.get("champion_accuracy")
-    if ours is None or theirs is None:
-        raise PromotionRefused(f"version {version} has no held-out accuracy to compare; force the promotion")
-    if ours < theirs - GATE_TOLERANCE:
-        raise PromotionRefused(
-            f"version {version} is worse than champion v{champion} on the same held-out split "
-            f"(accuracy {ours:.4f} < {theirs:.4f}); force the promotion to override"
-        )
+    if gate.get("verdict") != "pass":
+        raise PromotionRefused(f"version {version} did not pass the gate against champion v{champion}: "
+                               f"{gate.get('reason') or gate.get('verdict')}; force the promotion to override")
 
 
 def champion_stack(events_newest_first: list) -> list[int]:

@@ -1,8 +1,10 @@
-"""From outcome logs (a DataFrame) to a fitted reward model and its selection policy.
+"""From observation logs (a DataFrame) to a fitted reward model and its selection policy.
 
-Identical (query text, prompt text) outcomes are merged into at most two weighted rows
-(correct, incorrect) before training. The weighted cross-entropy is exactly the same as
-over the raw rows, but SVAMP's five-fold-overlapping logs shrink about five-fold.
+Repeated observations of the same (query text, prompt text) are merged into at most two
+weighted rows before training: a positive row weighing the summed reward and a negative
+row weighing the summed (1 − reward). The weighted cross-entropy is exactly the same as
+over the raw rows (soft rewards in [0, 1] included), but SVAMP's five-fold-overlapping logs
+shrink about five-fold, and a query tried three times counts three times.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ from oirl.reward.model import PromptRewardModel
 
 
 def aggregate_outcomes(logs: pd.DataFrame) -> pd.DataFrame:
-    """``query, prompt, correct`` rows -> one row per (query, prompt): ``n_correct, n_total``."""
-    missing = {"query", "prompt", "correct"} - set(logs.columns)
+    """``query, prompt, reward`` (or ``correct``) rows -> one row per (query, prompt):
+    ``n_correct`` (summed reward) and ``n_total`` (observations)."""
+    label = "reward" if "reward" in logs.columns else "correct"
+    missing = {"query", "prompt", label} - set(logs.columns)
     if missing:
-        raise ValueError(f"logs lack column(s) {sorted(missing)}; need query, prompt, correct")
+        raise ValueError(f"logs lack column(s) {sorted(missing)}; need query, prompt, reward (or correct)")
     if logs.empty:
         raise ValueError("no training rows: the logs are empty after filtering")
-    out = (logs.assign(correct=logs["correct"].astype(int))
-           .groupby(["query", "prompt"], sort=False)["correct"].agg(n_correct="sum", n_total="count")
+    out = (logs.assign(_r=logs[label].astype(float))
+           .groupby(["query", "prompt"], sort=False)["_r"].agg(n_correct="sum", n_total="count")
            .reset_index())
     return out
 
@@ -47,6 +51,14 @@ class TrainingTable:
         p_codes, prompts = pd.factorize(agg["prompt"])
         return cls(list(queries), list(prompts), q_codes, p_codes,
                    agg["n_correct"].to_numpy(), agg["n_total"].to_numpy())
+
+    def best_prompt(self) -> int:
+        """Index of the prompt with the highest mean logged reward; ties by ``tie_order``, not log order."""
+        from oirl.select.policy import tie_order
+
+        success = self.prompt_success()
+        best = np.flatnonzero(success == success.max())
+        return int(best[np.argmin(tie_order([self.prompts[i] for i in best]))])
 
     def prompt_success(self) -> np.ndarray:
         """Mean logged correctness of each prompt, shape (n_prompts,)."""
@@ -114,4 +126,4 @@ def fit_reward_model(logs: pd.DataFrame, embedder: Embedder, backend: str = "lig
     in_val = row_of[table.query_id] >= 0
     outcomes[row_of[table.query_id[in_val]], table.prompt_id[in_val]] = (
         table.n_correct[in_val] / table.n_total[in_val])
-    return TrainedRewardModel(model, table, int(np.argmax(table.prompt_success())), scores, outcomes)
+    return TrainedRewardModel(model, table, table.best_prompt(), scores, outcomes)

@@ -12,9 +12,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from oirl.select.policy import BestOfN, SelectionPolicy, best_of_n, calibrate_margin, calibrate_policy
+from oirl.select.policy import (
+    BestOfN,
+    SelectionPolicy,
+    apply_policy,
+    best_of_n,
+    calibrate_margin,
+    calibrate_policy,
+    rank_candidates,
+    tie_order,
+)
 
-__all__ = ["BestOfN", "SelectionPolicy", "best_of_n", "calibrate_margin", "calibrate_policy", "select_prompts"]
+__all__ = ["BestOfN", "SelectionPolicy", "apply_policy", "best_of_n", "calibrate_margin", "calibrate_policy",
+           "rank_candidates", "select_prompts", "tie_order"]
 
 
 def select_prompts(model, embedder, queries: Sequence[str], candidates: Sequence[str],
@@ -40,9 +50,7 @@ def select_prompts(model, embedder, queries: Sequence[str], candidates: Sequence
                          f"{expected.get('revision')} (dim {expected.get('dim')}); scores would be meaningless")
     q_emb = embedder.encode(list(queries))  # (n_q, d)
     c_emb = embedder.encode(candidates) if candidate_embs is None else candidate_embs  # (n_c, d)
-    default = policy.default_index_in(candidates) if policy is not None else None
-    tau = policy.margin_threshold if policy is not None else 0.0
-    result = best_of_n(model.score(q_emb, c_emb), default, tau)
+    result = apply_policy(model.score(q_emb, c_emb), candidates, policy)
     out = []
     for i in range(len(queries)):
         ranked = result.ranking[i][: top_k or len(candidates)]

@@ -194,6 +194,13 @@ def count_observations(session: Session, task: str | None = None, llm: str | Non
     return session.execute(stmt).scalar_one()
 
 
+def observation_counts(session: Session) -> dict[int, int]:
+    """task id -> number of observations."""
+    stmt = (select(Query.task_id, func.count()).select_from(Observation)
+            .join(Query, Query.id == Observation.query_id).group_by(Query.task_id))
+    return dict(session.execute(stmt).all())
+
+
 def observations_frame(session: Session, task: str | None = None, llm: str | Iterable[str] | None = None,
                        split: str | None = None) -> pd.DataFrame:
     """Logs as a DataFrame, one row per observation: ``observation_id, query_id, task, external_key,

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from oirl.store.logs import link_prompts, upsert_prompts
 from oirl.store.models import Prompt, Task, TaskPrompt
 
-TASK_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+
 
 
 def list_tasks(session: Session) -> list[Task]:

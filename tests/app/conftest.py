@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from service_support import (
-    TINY,
     TOKEN,
     _wait_job,
     make_settings,
+    save_model,
     seed_store,
     start_client,
     synthetic_logs,
@@ -23,8 +23,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from oirl.embed import CachedEmbedder, EmbeddingCache, make_embedder
-from oirl.reward import fit_reward_model
-from oirl.select import calibrate_policy
 from oirl.settings import Settings
 
 
@@ -43,12 +41,7 @@ def training_embedder(minilm, tmp_path_factory):
 @pytest.fixture(scope="session")
 def model_dir(training_embedder, tmp_path_factory) -> Path:
     """One tiny trained model (with its calibrated policy), saved once per session."""
-    logs = synthetic_logs()
-    trained = fit_reward_model(logs, training_embedder, params=TINY)
-    policy = calibrate_policy(trained)
-    out = tmp_path_factory.mktemp("model") / "m"
-    trained.model.save(out, extra={"policy": policy.to_dict()})
-    return out
+    return save_model(synthetic_logs(), training_embedder, tmp_path_factory.mktemp("model") / "m")
 
 
 @pytest.fixture

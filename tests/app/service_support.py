@@ -16,7 +16,7 @@ from app.main import create_app
 from oirl.registry import ModelRegistry
 from oirl.settings import Settings
 from oirl.store.engine import make_engine, make_session_factory, transaction
-from oirl.store.logs import import_outcomes
+from oirl.store.logs import import_observations
 from oirl.store.migrate import upgrade
 
 TOKEN = "test-admin-token"
@@ -26,6 +26,7 @@ TINY = {"n_rounds": 30, "min_data_in_leaf": 3, "num_leaves": 4, "early_stopping_
 
 
 DIRECT, STEPWISE = "The answer is:", "Let's think step by step: "
+TASK = "synth"
 
 
 def synthetic_logs(n: int = 80, seed: int = 0) -> pd.DataFrame:
@@ -40,8 +41,8 @@ def synthetic_logs(n: int = 80, seed: int = 0) -> pd.DataFrame:
              f"{names[i % 5]} has {a} marbles, loses {b % a + 1} of them and then buys {b} more. How many now?")
         for prompt, good in ((DIRECT, bare), (STEPWISE, not bare)):
             correct = good if rng.random() > 0.1 else not good
-            rows.append({"dataset": "synth", "external_key": str(i), "query": q, "prompt": prompt,
-                         "correct": bool(correct), "llm": "toy-llm", "split": "train"})
+            rows.append({"task": TASK, "external_key": str(i), "query": q, "prompt": prompt,
+                         "reward": float(correct), "correct": bool(correct), "llm": "toy-llm", "split": "train"})
     return pd.DataFrame(rows)
 
 
@@ -50,17 +51,29 @@ def seed_store(url: str, artefacts: Path, model_dir: Path, promote: bool = True)
     engine = make_engine(url)
     factory = make_session_factory(engine)
     with transaction(factory) as s:
-        import_outcomes(s, synthetic_logs(), source="test")
+        import_observations(s, synthetic_logs(), source="test")
     registry = ModelRegistry(factory, artefacts)
-    v = registry.register(model_dir, data_snapshot={"llm": "toy-llm"})
+    v = registry.register(model_dir)
     if promote:
         registry.promote(v.id)
     engine.dispose()
 
 
+def save_model(logs: pd.DataFrame, embedder, out: Path, task: str = TASK, llm: str | None = "toy-llm") -> Path:
+    """A trained model bundle for ``task`` (tiny LightGBM), the way `oirl train` writes one."""
+    from oirl.registry import ModelBundle, save_bundle
+    from oirl.reward import fit_reward_model
+    from oirl.select import calibrate_policy
+
+    trained = fit_reward_model(logs, embedder, params=TINY)
+    policy = calibrate_policy(trained)
+    scope = {"task": task, "llm": llm, "holdout": {"fraction": 0.2}}
+    return save_bundle(ModelBundle(trained.model, policy, task, trained.table.prompts, scope), out)
+
+
 def make_settings(home: Path, url: str, **over) -> Settings:
     base = dict(home=home, database_url=url, admin_token=TOKEN, champion_poll_seconds=0.2,
-                job_heartbeat_seconds=0.2, job_stale_seconds=30)
+                job_heartbeat_seconds=0.2, job_stale_seconds=30, gate_min_queries=5)
     return Settings(**{**base, **over})
 
 

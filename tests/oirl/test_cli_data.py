@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from oirl.cli import app
 from oirl.settings import get_settings
 from oirl.store.engine import make_engine, make_session_factory
-from oirl.store.logs import count_outcomes
+from oirl.store.logs import count_observations
 
 runner = CliRunner()
 
@@ -28,7 +28,7 @@ def cli_db(database_url, monkeypatch):
         if "outcomes" not in inspect(engine).get_table_names():
             return 0
         with make_session_factory(engine)() as s:
-            return count_outcomes(s)
+            return count_observations(s)
 
     yield count
     engine.dispose()

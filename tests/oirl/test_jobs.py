@@ -13,7 +13,7 @@ from oirl.jobs import EvaluationParams, JobError, JobRunner, RetrainParams, retr
 from oirl.registry import ModelRegistry, load_version
 from oirl.store import jobs_repo
 from oirl.store.engine import transaction
-from oirl.store.logs import import_outcomes
+from oirl.store.logs import import_observations
 
 TINY = {"n_rounds": 20, "min_data_in_leaf": 2, "num_leaves": 4, "early_stopping_rounds": 5}
 GOOD_FOR_SUMS, GOOD_FOR_STORIES = "The answer is:", "Let's think step by step: "
@@ -129,7 +129,7 @@ def test_background_loop_runs_submitted_jobs_and_heartbeats(store):
 
 def test_retrain_registers_a_challenger_judged_against_the_champion(store, embedder, tmp_path):
     with transaction(store) as s:
-        import_outcomes(s, synthetic_logs(), source="test")
+        import_observations(s, synthetic_logs(), source="test")
     registry = ModelRegistry(store, tmp_path / "models")
     p = RetrainParams(params=TINY, holdout_fraction=0.25)
     first, m1 = retrain(store, registry, embedder, p)
@@ -151,7 +151,7 @@ def test_retrain_without_logs_fails_cleanly(store, embedder, tmp_path):
 
 def test_evaluation_returns_report_and_plot(store, embedder):
     with transaction(store) as s:
-        import_outcomes(s, synthetic_logs(), source="test")
+        import_observations(s, synthetic_logs(), source="test")
     from oirl.jobs.data import store_logs
 
     prompts = sorted(store_logs(store)["prompt_index"].unique().tolist())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 from toy_logs import FAST, fruit_logs
 
@@ -13,34 +15,62 @@ from oirl.reward import fit_reward_model
 from oirl.select import SelectionPolicy, best_of_n, calibrate_margin, calibrate_policy, select_prompts
 
 
+C3 = ["prompt a", "prompt b", "prompt c"]
+
+
 def test_best_of_n_by_hand():
     scores = np.array([[0.2, 0.5, 0.4],
                        [0.9, 0.1, 0.3],
-                       [0.1, 0.1, 0.1]])
-    plain = best_of_n(scores)
-    assert plain.choice.tolist() == [1, 0, 0] and not plain.fallback.any()
+                       [0.3, 0.1, 0.3]])
+    plain = best_of_n(scores, C3)
+    assert plain.choice.tolist()[:2] == [1, 0] and not plain.fallback.any()
     assert plain.ranking[0].tolist() == [1, 2, 0]
-    np.testing.assert_allclose(plain.p_correct, [0.5, 0.9, 0.1])
+    np.testing.assert_allclose(plain.p_correct, [0.5, 0.9, 0.3])
     # Default = candidate 2, τ = 0.2: query 0's margin 0.1 < τ -> fallback; query 1's 0.6 -> trust;
-    # query 2: a three-way tie, argmax is candidate 0 with margin 0 -> fallback to the default.
-    safe = best_of_n(scores, default_index=2, margin_threshold=0.2)
-    assert safe.choice.tolist() == [2, 0, 2] and safe.fallback.tolist() == [True, False, True]
-    assert best_of_n(scores, 2, math.inf).choice.tolist() == [2, 2, 2]
-    assert best_of_n(scores, 1, 0.5).fallback.tolist() == [False, False, True]
+    # query 2: the default ties for the best score, so it is chosen outright (not a fallback).
+    safe = best_of_n(scores, C3, default_index=2, margin_threshold=0.2)
+    assert safe.choice.tolist() == [2, 0, 2] and safe.fallback.tolist() == [True, False, False]
+    assert safe.ranking[2].tolist()[0] == 2
+    assert best_of_n(scores, C3, 2, math.inf).choice.tolist() == [2, 2, 2]
+    assert best_of_n(scores, C3, 1, 0.5).fallback.tolist() == [False, False, True]
     with pytest.raises(ValueError):
-        best_of_n(scores, default_index=3)
+        best_of_n(scores, C3, default_index=3)
+
+
+@given(st.lists(st.integers(0, 3), min_size=2, max_size=7), st.randoms(use_true_random=False),
+       st.one_of(st.none(), st.integers(0, 6)), st.sampled_from([0.0, 0.05, math.inf]))
+@settings(max_examples=200, deadline=None)
+def test_choice_never_depends_on_candidate_order(levels, rnd, default, tau):
+    """Scores from a few levels force ties; permuting the candidates must not change the choice."""
+    texts = [f"prompt number {i}" for i in range(len(levels))]
+    scores = np.array([levels], dtype=float) / 4
+    default = None if default is None or default >= len(texts) else default
+    base = best_of_n(scores, texts, default, tau)
+    perm = list(range(len(texts)))
+    rnd.shuffle(perm)
+    moved = best_of_n(scores[:, perm], [texts[i] for i in perm], None if default is None else perm.index(default), tau)
+    assert texts[perm[moved.choice[0]]] == texts[base.choice[0]]
+    assert [texts[perm[j]] for j in moved.ranking[0]] == [texts[j] for j in base.ranking[0]]
+    if default is not None and scores[0, default] == scores.max():
+        assert base.choice[0] == default and not base.fallback[0]
 
 
 def test_calibrated_margin_trusts_the_model_only_where_it_paid_off():
     # Default is prompt 0. Large margins were right (gain +1), the small one was wrong (gain -1).
     scores = np.array([[0.1, 0.9], [0.2, 0.8], [0.45, 0.5], [0.6, 0.4]])
     outcomes = np.array([[0, 1], [0, 1], [1, 0], [1, 1]], dtype=float)
-    tau, summary = calibrate_margin(scores, outcomes, default_index=0)
+    tau, summary = calibrate_margin(scores, outcomes, 0, ["a", "b"])
     assert tau == pytest.approx(0.6)  # trust margins 0.8 and 0.6, not 0.05
     assert summary["default_accuracy"] == 0.5 and summary["safe_accuracy"] == 1.0
     # When the model never helps, τ is +inf: always the default.
-    tau, _ = calibrate_margin(scores, 1 - outcomes * [[0, 1]], default_index=0)
+    tau, _ = calibrate_margin(scores, 1 - outcomes * [[0, 1]], 0, ["a", "b"])
     assert math.isinf(tau)
+    # Partial logs (a NaN in every row): nothing to calibrate on, keep the default.
+    partial = outcomes.copy()
+    partial[[0, 2], 1] = np.nan
+    partial[[1, 3], 0] = np.nan
+    tau, summary = calibrate_margin(scores, partial, 0, ["a", "b"])
+    assert math.isinf(tau) and summary["n_queries"] == 0
 
 
 def test_policy_round_trips_through_json_shape():

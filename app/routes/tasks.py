@@ -1,0 +1,93 @@
+"""GET/POST /v1/tasks, and a task's candidate prompts (add, activate, deactivate)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import AdminDep, ServiceDep
+from app.errors import ProblemError
+from app.routes import AUTH, problems
+from app.schemas.tasks import TaskList, TaskOut, TaskPromptIn, TaskPromptOut, TaskPromptPatch
+from oirl.store import tasks_repo
+from oirl.store.engine import transaction
+from oirl.store.logs import link_prompts, upsert_prompts
+from oirl.store.models import Prompt
+from oirl.tasks import TaskError, TaskExists, TaskSpec, create_task, describe_tasks
+
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+
+
+def _task_id(s, name: str) -> int:
+    row = tasks_repo.get_task(s, name)
+    if row is None:
+        raise ProblemError(404, f"task {name!r} does not exist (GET /v1/tasks)")
+    return row.id
+
+
+@router.get("", response_model=TaskList, summary="Tasks: prompts, LLM, champion and challenger with their gates")
+async def list_tasks(service: ServiceDep) -> TaskList:
+    return TaskList(tasks=await run_in_threadpool(describe_tasks, service.factory, service.registry))
+
+
+@router.get("/{name}", response_model=TaskOut, responses=problems(404), summary="One task")
+async def get_task(name: str, service: ServiceDep) -> TaskOut:
+    found = await run_in_threadpool(describe_tasks, service.factory, service.registry, name)
+    if not found:
+        raise ProblemError(404, f"task {name!r} does not exist (GET /v1/tasks)")
+    return TaskOut(**found[0])
+
+
+@router.post("", response_model=TaskOut, status_code=201, dependencies=[AdminDep],
+             responses=problems(409, 422, *AUTH), summary="Create a task with its candidate prompts")
+async def create(body: TaskSpec, service: ServiceDep) -> TaskOut:
+    try:
+        await run_in_threadpool(create_task, service.factory, body, service.settings.max_prompt_chars)
+    except TaskExists as exc:
+        raise ProblemError(409, str(exc)) from exc
+    except TaskError as exc:
+        raise ProblemError(422, str(exc)) from exc
+    service.catalog.refresh(force=True)
+    return TaskOut(**(await run_in_threadpool(describe_tasks, service.factory, service.registry, body.name))[0])
+
+
+@router.post("/{name}/prompts", response_model=TaskPromptOut, status_code=201, dependencies=[AdminDep],
+             responses={200: {"model": TaskPromptOut, "description": "Already a prompt of the task"},
+                        **problems(404, 422, *AUTH)},
+             summary="Add a candidate prompt to a task (by id or text; idempotent)")
+def add_prompt(name: str, body: TaskPromptIn, service: ServiceDep, response: Response) -> TaskPromptOut:
+    if (body.id is None) == (body.text is None):
+        raise ProblemError(422, "give exactly one of `id` (a registered prompt) or `text`")
+    if body.text is not None and (not body.text.strip() or len(body.text) > service.settings.max_prompt_chars):
+        raise ProblemError(422, f"text is empty or over the limit of {service.settings.max_prompt_chars:,} characters")
+    with transaction(service.factory) as s:
+        task_id = _task_id(s, name)
+        if body.id is not None:
+            if s.get(Prompt, body.id) is None:
+                raise ProblemError(404, f"no prompt with id {body.id} (GET /v1/prompts)")
+            pid = body.id
+        else:
+            pid = upsert_prompts(s, [body.text], names={body.text: body.name} if body.name else None)[body.text]
+        existed = any(p.id == pid for p, _ in tasks_repo.task_prompts(s, task_id))
+        link_prompts(s, task_id, [pid], active=body.active)
+        prompt, active = next((p, a) for p, a in tasks_repo.task_prompts(s, task_id) if p.id == pid)
+        out = TaskPromptOut(id=prompt.id, text=prompt.text, name=prompt.name, active=active)
+    if existed:
+        response.status_code = 200
+    service.catalog.refresh(force=True)
+    return out
+
+
+@router.patch("/{name}/prompts/{prompt_id}", response_model=TaskPromptOut, dependencies=[AdminDep],
+              responses=problems(404, *AUTH), summary="Activate or deactivate one of a task's prompts")
+def patch_prompt(name: str, prompt_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: TaskPromptPatch, service: ServiceDep) -> TaskPromptOut:
+    with transaction(service.factory) as s:
+        task_id = _task_id(s, name)
+        if not tasks_repo.set_prompt_active(s, task_id, prompt_id, body.active):
+            raise ProblemError(404, f"prompt {prompt_id} is not a prompt of task {name!r}")
+        prompt = s.get(Prompt, prompt_id)
+        out = TaskPromptOut(id=prompt.id, text=prompt.text, name=prompt.name, active=body.active)
+    service.catalog.refresh(force=True)
+    return out

@@ -1,0 +1,51 @@
+"""GET/POST /v1/tasks and a task's prompts. The creation body is the library's ``TaskSpec``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TaskPromptOut(BaseModel):
+    id: int
+    text: str
+    name: str | None
+    active: bool = Field(description="Active prompts are the task's default candidates.")
+
+
+class AliasOut(BaseModel):
+    version: int
+    created_at: datetime
+    gate: dict[str, Any] = Field(description="The promotion gate: metric, held-out queries, challenger and "
+                                             "champion values, 95% interval of the difference, verdict.")
+    data_scope: dict[str, Any]
+
+
+class TaskOut(BaseModel):
+    name: str
+    llm: str | None = Field(description="The LLM the task serves; null: not declared.")
+    description: str
+    created_at: datetime
+    n_observations: int
+    prompts: list[TaskPromptOut]
+    champion: AliasOut | None
+    challenger: AliasOut | None
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskOut]
+
+
+class TaskPromptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: int | None = Field(None, description="A registered prompt (GET /v1/prompts) to add to the task.")
+    text: str | None = Field(None, description="A prompt text, registered if new.")
+    name: str | None = Field(None, max_length=128)
+    active: bool = True
+
+
+class TaskPromptPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    active: bool = Field(description="false: no longer a default candidate (it stays registered).")

@@ -1,0 +1,92 @@
+"""The promotion gate's maths: a challenger and a champion judged on the same held-out queries.
+
+Per held-out query q, the value of a policy that picks prompt c(q):
+- full information (every candidate was logged on q): the mean logged reward of c(q);
+- otherwise, if every observation of q carries its logging propensity μ: the inverse-
+  propensity term mean_o 1[p_o = c(q)] · r_o / μ_o, unbiased for the same value;
+- otherwise q says nothing about a policy's value and is not used.
+The gate compares the two policies' mean value over the queries usable for both, with a
+95% paired-bootstrap interval of the difference. With no usable query (partial logs without
+propensities) it falls back to the reward models' held-out log loss, and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from oirl.evaluate.metrics import paired_bootstrap_ci
+
+TOLERANCE = 1e-9  # means over a few hundred queries: equal within this is "not worse"
+
+
+@dataclass
+class HeldOutLogs:
+    """Held-out observations arranged per query: the outcome grid and the raw observations."""
+
+    queries: list[str]
+    prompts: list[str]
+    outcomes: np.ndarray  # (n_q, n_p) mean logged reward, NaN where not logged
+    obs_query: np.ndarray  # (n_obs,) index into queries
+    obs_prompt: np.ndarray  # (n_obs,) index into prompts
+    obs_reward: np.ndarray  # (n_obs,)
+    obs_propensity: np.ndarray  # (n_obs,) NaN where not logged
+
+    @classmethod
+    def from_logs(cls, logs: pd.DataFrame) -> HeldOutLogs:
+        q_codes, queries = pd.factorize(logs["query"])
+        p_codes, prompts = pd.factorize(logs["prompt"])
+        reward = logs["reward"].astype(float).to_numpy() if "reward" in logs else logs["correct"].astype(float).to_numpy()
+        prop = (logs["propensity"].astype(float).to_numpy() if "propensity" in logs
+                else np.full(len(logs), np.nan))
+        total = np.zeros((len(queries), len(prompts)))
+        count = np.zeros_like(total)
+        np.add.at(total, (q_codes, p_codes), reward)
+        np.add.at(count, (q_codes, p_codes), 1)
+        outcomes = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        return cls(list(queries), list(prompts), outcomes, q_codes, p_codes, reward, prop)
+
+    def value_terms(self, choice: np.ndarray) -> np.ndarray:
+        """(n_q,) per-query value of choosing prompt index ``choice[q]``; NaN where unusable."""
+        n_q = len(self.queries)
+        full = ~np.isnan(self.outcomes).any(axis=1)
+        terms = np.full(n_q, np.nan)
+        terms[full] = self.outcomes[np.flatnonzero(full), choice[full]]
+        # IPS on queries whose every observation has a propensity
+        has_prop = np.ones(n_q, bool)
+        np.logical_and.at(has_prop, self.obs_query, ~np.isnan(self.obs_propensity))
+        ips_q = ~full & has_prop
+        if ips_q.any():
+            use = ips_q[self.obs_query]
+            hit = (self.obs_prompt == choice[self.obs_query]) & use
+            w = np.where(hit, self.obs_reward / np.where(use, self.obs_propensity, 1.0), 0.0)
+            sums = np.bincount(self.obs_query, w, n_q)
+            counts = np.bincount(self.obs_query, use.astype(float), n_q)
+            terms[ips_q] = sums[ips_q] / counts[ips_q]
+        return terms
+
+    def method(self) -> str:
+        full = ~np.isnan(self.outcomes).any(axis=1)
+        return "full information" if full.all() else "full information + IPS" if full.any() else "IPS"
+
+    def log_loss_terms(self, p_correct: np.ndarray) -> np.ndarray:
+        """(n_q,) mean cross-entropy of predictions ``(n_q, n_p)`` on each query's observations."""
+        p = np.clip(p_correct[self.obs_query, self.obs_prompt], 1e-7, 1 - 1e-7)
+        y = self.obs_reward
+        loss = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+        return np.bincount(self.obs_query, loss, len(self.queries)) / np.bincount(self.obs_query,
+                                                                                    minlength=len(self.queries))
+
+
+def compare(ours: np.ndarray, theirs: np.ndarray | None, *, higher_is_better: bool, groups=None,
+            seed: int = 0, n_boot: int = 2000) -> dict:
+    """Mean of each, difference (ours − theirs) and its 95% paired-bootstrap interval."""
+    out = {"challenger": float(np.mean(ours)), "champion": None, "difference": None, "ci95": None}
+    if theirs is not None:
+        lo, hi = paired_bootstrap_ci(ours, theirs, n_boot=n_boot, seed=seed, groups=groups)
+        out.update(champion=float(np.mean(theirs)), difference=float(np.mean(ours) - np.mean(theirs)), ci95=[lo, hi])
+        worse = out["difference"] < -TOLERANCE if higher_is_better else out["difference"] > TOLERANCE
+        out["not_worse"] = not worse
+    return out
