@@ -25,7 +25,7 @@ def cli_db(database_url, monkeypatch):
     def count() -> int:
         from sqlalchemy import inspect
 
-        if "outcomes" not in inspect(engine).get_table_names():
+        if "observations" not in inspect(engine).get_table_names():
             return 0
         with make_session_factory(engine)() as s:
             return count_observations(s)
@@ -48,24 +48,24 @@ GOOD_CSV = (
 def test_import_good_csv_twice_adds_once(cli_db, tmp_path):
     path = tmp_path / "logs.csv"
     path.write_text(GOOD_CSV)
-    first = invoke("data", "import", str(path))
+    first = invoke("data", "import", str(path), "--task", "t")
     assert first.exit_code == 0, first.output
-    assert "2 new outcomes" in first.output
-    second = invoke("data", "import", str(path))
-    assert second.exit_code == 0 and "0 new outcomes, 2 already present" in second.output
+    assert "2 new observations" in first.output
+    second = invoke("data", "import", str(path), "--task", "t")
+    assert second.exit_code == 0 and "0 new observations, 2 already present" in second.output
     assert cli_db() == 2
 
 
 def test_bad_csv_is_rejected_whole_with_every_bad_row_named(cli_db, tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text(GOOD_CSV + ",p,true,gpt\nq,p,yes,gpt\n")
-    result = invoke("data", "import", str(path))
+    result = invoke("data", "import", str(path), "--task", "t")
     assert result.exit_code == 1
     assert "row 3: query is empty" in result.output
     assert "row 4: correct must be one of true/false/1/0, got 'yes'" in result.output
     assert "2 of 4 rows invalid; nothing imported" in result.output
     assert cli_db() == 0
-    skipped = invoke("data", "import", str(path), "--skip-invalid")
+    skipped = invoke("data", "import", str(path), "--skip-invalid", "--task", "t")
     assert skipped.exit_code == 0 and "2 invalid rows skipped" in skipped.output
     assert cli_db() == 2
 

@@ -1,4 +1,5 @@
-"""`oirl train / evaluate / select`: help, clear errors for bad input, select on a saved model."""
+"""`oirl tasks / data import / train / models / select / evaluate` on production-shaped logs:
+one prompt per query chosen by a random policy (with its propensity), repeated tries."""
 
 from __future__ import annotations
 
@@ -6,53 +7,136 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from oirl.cli import app
-from oirl.embed import HashingBagOfWordsEmbedder
-from oirl.reward import fit_reward_model
-from oirl.select import calibrate_policy
+from oirl.jobs import EvaluationParams, RetrainParams
 
 runner = CliRunner()
+APPLE, BANANA = "Use the apple method: ", "Use the banana method: "
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def production_csv(path, n=160, seed=0):
+    """Each fruit question tried with one prompt drawn uniformly (propensity 0.5); 30% tried twice."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        kind = ("apple", "banana")[i % 2]
+        prompt = (APPLE, BANANA)[rng.integers(0, 2)]
+        for _ in range(1 + (rng.random() < 0.3)):
+            good = prompt.startswith(f"Use the {kind}")
+            rows.append({"query": f"{kind} question {i} about {kind}s and number {i}", "prompt": prompt,
+                         "correct": str((good != (rng.random() < 0.1))).lower(), "propensity": 0.5,
+                         "llm": "toy-llm"})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return len(rows)
+
+
+@pytest.fixture
+def cli_env(monkeypatch):
+    from oirl.settings import get_settings
+
+    monkeypatch.setenv("OIRL_EMBEDDER", "hashing-bow-64")  # fast, deterministic; MiniLM in the service tests
+    monkeypatch.setenv("OIRL_GATE_MIN_QUERIES", "5")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 def test_help_describes_each_command():
-    for cmd, words in (("train", "--backend"), ("evaluate", "--protocol"), ("select", "--candidates")):
-        result = runner.invoke(app, [cmd, "--help"])
+    for cmd, words in (("train", "--holdout-fraction"), ("evaluate", "--protocol"), ("select", "--candidates"),
+                       ("tasks", "create")):
+        result = invoke(cmd, "--help")
         assert result.exit_code == 0 and words in result.output
 
 
-def test_bad_input_fails_with_a_clear_message():
-    result = runner.invoke(app, ["train", "--dataset", "imagenet"])
-    assert result.exit_code == 2 and "unknown dataset 'imagenet'" in result.output
-    result = runner.invoke(app, ["train", "--dataset", "gsm8k", "--prompts", "0,x"])
-    assert result.exit_code == 2 and "bad prompt list" in result.output
-    result = runner.invoke(app, ["evaluate", "--dataset", "gsm8k", "--prompts", "0,0,1"])
-    assert result.exit_code == 2 and "bad prompt list" in result.output
-    result = runner.invoke(app, ["evaluate", "--dataset", "gsm8k", "--protocol", "leaky"])
-    assert result.exit_code == 2 and "unknown protocol" in result.output
-    result = runner.invoke(app, ["train", "--dataset", "gsm8k", "--backend", "svm"])
-    assert result.exit_code == 2 and "unknown backend" in result.output
+def test_cli_options_cover_the_library_parameters():
+    """`oirl train`/`evaluate` take every field of the dataclasses the HTTP bodies are, so they cannot drift."""
+    import dataclasses
+
+    from typer.main import get_command
+
+    cli = get_command(app)
+    for name, cls in (("train", RetrainParams), ("evaluate", EvaluationParams)):
+        options = {p.name for p in cli.commands[name].params}
+        fields = {f.name for f in dataclasses.fields(cls)} - {"n_boot", "test_fraction"}
+        assert fields <= options, f"{name} lacks {fields - options}"
 
 
-def test_select_without_any_model_says_what_to_do():
-    result = runner.invoke(app, ["select", "How many apples?"])
-    assert result.exit_code == 2 and "oirl train" in result.output
+def test_bad_input_fails_with_a_clear_message(cli_env):
+    result = invoke("train", "--task", "nope")
+    assert result.exit_code == 1 and "task 'nope' does not exist" in result.output
+    invoke("tasks", "create", "t", "--prompt", APPLE)
+    result = invoke("train", "--backend", "svm")
+    assert result.exit_code == 2 and "--backend" in result.output
+    result = invoke("train", "--holdout-fraction", "1.5")
+    assert result.exit_code == 2 and "--holdout-fraction" in result.output
+    result = invoke("evaluate", "--protocol", "leaky")
+    assert result.exit_code == 2 and "--protocol" in result.output
+    result = invoke("tasks", "create", "Bad Name!")
+    assert result.exit_code == 2 and "name" in result.output
+    result = invoke("train", "--params", "[1]")
+    assert result.exit_code == 2 and "JSON object" in result.output
 
 
-def test_select_ranks_candidates_from_a_saved_artefact(tmp_path):
-    rng = np.random.default_rng(0)
-    rows = [{"query": f"{k} question {i} about {k}s", "prompt": f"Use the {g} method: ",
-             "correct": (k == g) != (rng.random() < 0.1)}
-            for i in range(60) for k in (("apple", "banana")[i % 2],) for g in ("apple", "banana")]
-    trained = fit_reward_model(pd.DataFrame(rows), HashingBagOfWordsEmbedder(32),
-                               params={"n_rounds": 50, "min_data_in_leaf": 2}, features="concat")
-    policy = calibrate_policy(trained)
-    trained.model.save(tmp_path / "m", extra={"selection_policy": policy.to_dict(), "prompts": trained.table.prompts})
-    result = runner.invoke(app, ["select", "banana question 7 about bananas", "--model", str(tmp_path / "m"), "--json"])
-    assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
-    assert out["prompt"] == "Use the banana method: " and len(out["ranking"]) == 2
-    result = runner.invoke(app, ["select", "apple question 8 about apples", "--model", str(tmp_path / "m"),
-                                 "-c", "Use the apple method: ", "-c", "Something unseen: "])
-    assert result.exit_code == 0 and "chosen:" in result.output and "Something unseen" in result.output
+def test_select_without_any_model_says_what_to_do(cli_env):
+    invoke("tasks", "create", "t", "--prompt", APPLE)
+    result = invoke("select", "How many apples?")
+    assert result.exit_code == 2 and "oirl train --task t" in result.output
+
+
+def test_production_shaped_logs_from_import_to_a_served_promoted_model(cli_env, tmp_path):
+    path = tmp_path / "prod.csv"
+    n_rows = production_csv(path)
+    first = invoke("data", "import", str(path), "--task", "fruit")
+    assert first.exit_code == 0 and f"{n_rows} new observations" in first.output, first.output
+    again = invoke("data", "import", str(path), "--task", "fruit")
+    assert "0 new observations" in again.output
+    listed = invoke("tasks", "list")
+    assert "fruit" in listed.output and f"{n_rows:>8,} observations" in listed.output and "2/2 prompts" in listed.output
+
+    trained = invoke("train", "--task", "fruit", "--params", '{"n_rounds": 40, "min_data_in_leaf": 2}')
+    assert trained.exit_code == 0, trained.output
+    assert "registered v1 as challenger of task 'fruit'" in trained.output and "IPS" in trained.output
+    models = invoke("models", "list")
+    assert "v1" in models.output and "fruit" in models.output and "[challenger]" in models.output
+    assert invoke("models", "promote", "1").exit_code == 0
+
+    out = invoke("select", "banana question 999 about bananas and number 999", "--json")
+    assert out.exit_code == 0, out.output
+    answer = json.loads(out.output)
+    assert answer["task"] == "fruit" and answer["model_version"] == 1
+    # Partial logs give no full-information validation: the policy keeps its default (τ = inf),
+    # so any departure the model would make is flagged as a fallback.
+    assert answer["fallback"] == (answer["ranking"][0]["prompt"] != answer["prompt"])
+
+    second = invoke("train", "--params", '{"n_rounds": 40, "min_data_in_leaf": 2}')  # the only task: default
+    assert "registered v2" in second.output and "vs champion v1" in second.output
+    promote = invoke("models", "promote", "2")
+    assert promote.exit_code == 0 and "champion v1 -> v2" in promote.output, promote.output
+    assert "champion v2 -> v1" in invoke("models", "rollback").output
+
+    report = invoke("evaluate", "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png"),
+                    "--params", '{"n_rounds": 40, "min_data_in_leaf": 2}')
+    assert report.exit_code == 0, report.output
+    assert "cannot be read off the logs" in report.output and "held-out log loss" in report.output
+    assert json.loads((tmp_path / "r.json").read_text())["information"] == "partial"
+    assert (tmp_path / "r.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_tasks_prompts_activate_and_deactivate(cli_env):
+    assert invoke("tasks", "create", "t", "--llm", "m", "--prompt", APPLE, "--prompt", BANANA).exit_code == 0
+    assert invoke("tasks", "create", "t").exit_code == 1  # exists
+    shown = invoke("tasks", "show", "t")
+    pid = int(shown.output.split("[")[1].split("]")[0])
+    assert invoke("tasks", "deactivate", "t", str(pid)).exit_code == 0
+    assert "inactive" in invoke("tasks", "show", "t").output
+    assert invoke("tasks", "deactivate", "t", "999").exit_code == 2
+    assert invoke("tasks", "add-prompt", "t", "A third prompt: ").exit_code == 0
+    assert "1/3 prompts active" in invoke("tasks", "list").output or "2/3 prompts active" in invoke(
+        "tasks", "list").output

@@ -31,9 +31,22 @@ def synthetic_logs(n: int = 120, seed: int = 0) -> pd.DataFrame:
              else f"tom has {i} apples and gives some to friends story how many left")
         for prompt, good in ((GOOD_FOR_SUMS, sums), (GOOD_FOR_STORIES, not sums)):
             correct = bool(good) if rng.random() > 0.1 else not good
-            rows.append({"dataset": "synth", "external_key": str(i), "query": q, "prompt": prompt,
-                         "correct": correct, "llm": "toy", "split": "train" if i < n * 0.8 else "test"})
+            rows.append({"task": "synth", "external_key": str(i), "query": q, "prompt": prompt,
+                         "reward": float(correct), "llm": "toy", "split": "train" if i < n * 0.8 else "test"})
     return pd.DataFrame(rows)
+
+
+def production_logs(n: int = 160, seed: int = 1, propensity: bool = True) -> pd.DataFrame:
+    """Production-shaped: each question tried with ONE prompt drawn uniformly (propensity 0.5),
+    sometimes twice with different outcomes."""
+    import numpy as np
+
+    full = synthetic_logs(n, seed).assign(split="train")
+    rng = np.random.default_rng(seed)
+    picks = full.groupby("external_key", sort=False).sample(1, random_state=seed)
+    repeats = picks.sample(frac=0.3, random_state=seed).assign(reward=lambda d: 1.0 - d.reward * rng.integers(0, 2))
+    out = pd.concat([picks, repeats], ignore_index=True)
+    return out.assign(propensity=0.5) if propensity else out
 
 
 @pytest.fixture
@@ -131,22 +144,64 @@ def test_retrain_registers_a_challenger_judged_against_the_champion(store, embed
     with transaction(store) as s:
         import_observations(s, synthetic_logs(), source="test")
     registry = ModelRegistry(store, tmp_path / "models")
-    p = RetrainParams(params=TINY, holdout_fraction=0.25)
-    first, m1 = retrain(store, registry, embedder, p)
-    assert first.aliases == ["challenger"] and m1["gate"]["champion_version"] is None
-    assert m1["holdout"]["accuracy"] > 0.7  # the signal is learnable
+    p = RetrainParams(task="synth", params=TINY, holdout_fraction=0.25)
+    first, m1 = retrain(store, registry, embedder, p, min_gate_queries=5)
+    assert first.aliases == ["challenger"] and m1["gate"]["verdict"] == "no_champion"
+    assert m1["gate"]["method"] == "full information" and m1["gate"]["challenger"] > 0.7  # learnable
     registry.promote(first.id)
-    second, m2 = retrain(store, registry, embedder, p, champion=load_version(registry, first.id))
+    second, m2 = retrain(store, registry, embedder, p, champion=load_version(registry, first.id), min_gate_queries=5)
     gate = m2["gate"]
-    assert gate["champion_version"] == first.id and gate["champion_accuracy"] == pytest.approx(gate["accuracy"])
+    assert gate["champion_version"] == first.id and gate["champion"] == pytest.approx(gate["challenger"])
+    assert gate["verdict"] == "pass" and gate["ci95"][0] <= 0 <= gate["ci95"][1]
     registry.promote(second.id)  # same data and seed: not worse, so the gate lets it through
-    assert registry.alias("champion") == second.id
-    assert second.data_snapshot["n_train_rows"] + second.data_snapshot["n_holdout_rows"] == 192
+    assert registry.alias("synth", "champion") == second.id
+    # Held-out questions follow a fixed hash rule: none of them was trained on.
+    assert second.data_snapshot["n_train_queries"] < 96 and second.data_snapshot["holdout"]["fraction"] == 0.25
+    third, m3 = retrain(store, registry, embedder, p, champion=load_version(registry, second.id),
+                        min_gate_queries=10_000)
+    assert m3["gate"]["verdict"] == "too_few_queries"
+
+
+def test_retrain_on_production_shaped_logs_uses_ips_and_keeps_the_safe_default(store, embedder, tmp_path):
+    with transaction(store) as s:
+        import_observations(s, production_logs(), source="prod")
+    registry = ModelRegistry(store, tmp_path / "models")
+    p = RetrainParams(task="synth", params=TINY, holdout_fraction=0.3)
+    first, m1 = retrain(store, registry, embedder, p, min_gate_queries=5)
+    assert m1["gate"]["metric"] == "value" and m1["gate"]["method"] == "IPS"
+    assert m1["validation"]["n_queries"] == 0  # no full-information validation: τ = inf, the default is kept
+    assert load_version(registry, first.id).policy.margin_threshold == float("inf")
+    registry.promote(first.id)
+    _, m2 = retrain(store, registry, embedder, p, champion=load_version(registry, first.id), min_gate_queries=5)
+    assert m2["gate"]["verdict"] == "pass" and m2["gate"]["n_queries"] >= 5
+
+
+def test_partial_logs_without_propensities_fall_back_to_log_loss(store, embedder, tmp_path):
+    with transaction(store) as s:
+        import_observations(s, production_logs(propensity=False), source="prod")
+    registry = ModelRegistry(store, tmp_path / "models")
+    _, m = retrain(store, registry, embedder, RetrainParams(task="synth", params=TINY), min_gate_queries=5)
+    assert m["gate"]["metric"] == "log_loss" and "log loss instead" in m["gate"]["method"]
+
+
+def test_a_challenger_on_one_llms_slice_is_judged_on_the_champions_scope(store, embedder, tmp_path):
+    logs = synthetic_logs()
+    other = logs.assign(llm="other", external_key=logs.external_key + "-o")
+    with transaction(store) as s:
+        import_observations(s, pd.concat([logs, other]), source="test")
+    registry = ModelRegistry(store, tmp_path / "models")
+    first, _ = retrain(store, registry, embedder, RetrainParams(task="synth", params=TINY), min_gate_queries=5)
+    registry.promote(first.id)
+    sliced, m = retrain(store, registry, embedder, RetrainParams(task="synth", llm="toy", params=TINY),
+                        champion=load_version(registry, first.id), min_gate_queries=5)
+    assert m["gate"]["held_out_llms"] == "all" and m["gate"]["verdict"] in ("narrower_scope", "worse")
+    with pytest.raises(Exception, match="did not pass the gate"):
+        registry.promote(sliced.id)
 
 
 def test_retrain_without_logs_fails_cleanly(store, embedder, tmp_path):
-    with pytest.raises(JobError, match="no training logs"):
-        retrain(store, ModelRegistry(store, tmp_path), embedder, RetrainParams(dataset="nope"))
+    with pytest.raises(JobError, match="task 'nope' does not exist"):
+        retrain(store, ModelRegistry(store, tmp_path), embedder, RetrainParams(task="nope"))
 
 
 def test_evaluation_returns_report_and_plot(store, embedder):
@@ -156,9 +211,23 @@ def test_evaluation_returns_report_and_plot(store, embedder):
 
     prompts = sorted(store_logs(store)["prompt_index"].unique().tolist())
     assert prompts == [0, 1]  # benchmark prompt texts keep their benchmark indices
-    out = run_evaluation(store, embedder, EvaluationParams(dataset="synth", prompts=prompts, params=TINY,
-                                                             n_boot=100))
-    assert out["report"]["methods"]["prompt_oirl"]["accuracy"] is not None
+    out = run_evaluation(store, embedder, EvaluationParams(task="synth", protocol="paper", params=TINY, n_boot=100))
+    report = out["report"]
+    assert report["information"] == "full" and report["methods"]["prompt_oirl"]["accuracy"] is not None
+    assert report["k"] == 2  # not a benchmark task: every logged prompt trains
     import base64
 
     assert base64.b64decode(out["plot_png_base64"]).startswith(b"\x89PNG")
+
+
+def test_evaluation_on_partial_logs_says_what_it_cannot_estimate(store, embedder):
+    with transaction(store) as s:
+        import_observations(s, production_logs(), source="prod")
+    out = run_evaluation(store, embedder, EvaluationParams(task="synth", params=TINY, n_boot=100))
+    report = out["report"]
+    assert report["information"] == "partial" and report["methods"] == {}
+    assert "cannot be read off the logs" in report["unavailable"]
+    loss = report["held_out_log_loss"]
+    assert loss["n_observations"] > 0 and 0 < loss["reward_model"] < 2 and 0 < loss["prompt_base_rate"] < 2
+    with pytest.raises(JobError, match="paper protocol needs logs marked split=test"):
+        run_evaluation(store, embedder, EvaluationParams(task="synth", protocol="paper", params=TINY))
