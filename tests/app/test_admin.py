@@ -16,18 +16,21 @@ def test_retrain_job_makes_a_challenger_that_can_be_promoted_and_rolled_back(cli
     version = job["result"]["version"]
     assert version == 2
     models = client.get("/v1/models").json()
-    assert models["aliases"] == {"champion": 1, "challenger": 2} and models["serving"] == 1
+    assert models["aliases"] == {"synth": {"champion": 1, "challenger": 2}} and models["serving"] == {"synth": 1}
     gate = models["versions"][0]["metrics"]["gate"]
-    assert gate["champion_version"] == 1 and gate["accuracy"] is not None
+    assert gate["champion_version"] == 1 and gate["champion"] is not None and gate["verdict"] in ("pass", "worse")
+    assert gate["method"] == "full information" and len(gate["ci95"]) == 2
+    task = client.get("/v1/tasks/synth").json()
+    assert task["challenger"]["version"] == 2 and task["challenger"]["gate"]["verdict"] == gate["verdict"]
 
     r = client.post(f"/admin/models/{version}/promote", json={"force": True, "reason": "test"}, headers=auth)
     assert r.status_code == 200, r.text
-    assert r.json() == {"alias": "champion", "version": 2, "previous": 1}
+    assert r.json() == {"task": "synth", "alias": "champion", "version": 2, "previous": 1}
     sel = client.post("/v1/select", json={"query": "What is 4 + 4?"})
     assert sel.headers["X-Model-Version"] == "2" and sel.json()["model_version"] == 2
 
     r = client.post("/admin/models/rollback", headers=auth)
-    assert r.status_code == 200 and r.json() == {"alias": "champion", "version": 1, "previous": 2}
+    assert r.status_code == 200 and r.json() == {"task": "synth", "alias": "champion", "version": 1, "previous": 2}
     assert client.post("/v1/select", json={"query": "What is 4 + 4?"}).headers["X-Model-Version"] == "1"
     r = client.post("/admin/models/rollback", headers=auth)
     assert r.status_code == 409 and "no previous champion" in r.json()["detail"]
@@ -41,7 +44,7 @@ def test_promotion_gate_refuses_an_unjudged_version(client, auth, settings, mode
                              settings.resolved_artefact_dir)
     v = registry.register(model_dir).id
     r = client.post(f"/admin/models/{v}/promote", headers=auth)
-    assert r.status_code == 409 and "not evaluated against the current champion v1" in r.json()["detail"]
+    assert r.status_code == 409 and "not judged against the current champion v1" in r.json()["detail"]
     assert client.post("/admin/models/77/promote", headers=auth).status_code == 404
     (settings.resolved_artefact_dir / str(v) / "metadata.json").write_text("{}")
     r = client.post(f"/admin/models/{v}/promote", json={"force": True}, headers=auth)
@@ -49,15 +52,19 @@ def test_promotion_gate_refuses_an_unjudged_version(client, auth, settings, mode
 
 
 def test_failed_retrain_reports_why(client, auth, wait_job):
-    r = client.post("/admin/retrain", json={"dataset": "nope"}, headers=auth)
+    r = client.post("/admin/retrain", json={"task": "nope"}, headers=auth)
+    assert r.status_code == 404 and "task 'nope' does not exist" in r.json()["detail"]
+    r = client.post("/admin/retrain", json={"llm": "never-logged"}, headers=auth)
     job = wait_job(client, r.json()["status_url"], auth)
-    assert job["status"] == "failed" and "no training logs" in job["error"]
+    assert job["status"] == "failed" and "no training observations" in job["error"]
     r = client.post("/admin/retrain", json={"backend": "catboost"}, headers=auth)
     assert r.status_code == 422 and "backend" in r.json()["detail"]
+    r = client.post("/admin/retrain", json={"features": "concat+knn", "bogus": 1}, headers=auth)
+    assert r.status_code == 422 and "bogus" in r.json()["detail"]
 
 
 def test_evaluation_job_reports_metrics_and_plot(client, auth, wait_job):
-    r = client.post("/v1/evaluations", json={"dataset": "synth", "prompts": [0, 1], "params": TINY,
+    r = client.post("/v1/evaluations", json={"task": "synth", "params": TINY,
                                              "protocol": "grouped", "n_boot": 200, "test_fraction": 0.3}, headers=auth)
     assert r.status_code == 202, r.text
     url = r.json()["status_url"]

@@ -11,7 +11,7 @@ def test_healthz_and_readyz(client):
     while (r := client.get("/readyz")).status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert r.status_code == 200, r.text
-    assert r.json()["ready"] is True and r.json()["model_version"] == 1
+    assert r.json()["ready"] is True and r.json()["models"] == {"synth": 1}
 
 
 def test_metrics_use_route_templates_and_never_query_text(client):
@@ -22,7 +22,7 @@ def test_metrics_use_route_templates_and_never_query_text(client):
     assert 'route="/v1/select"' in text and 'route="/v1/models/{version}"' in text
     assert 'route="unmatched"' in text
     assert "123456" not in text and "424242" not in text and "/no/such/path" not in text
-    assert 'oirl_model_info{embedder="all-MiniLM-L6-v2",version="1"} 1.0' in text
+    assert 'oirl_model_info{embedder="all-MiniLM-L6-v2",task="synth",version="1"} 1.0' in text
     assert "oirl_selections_total{outcome=" in text
     assert "oirl_encoder_batch_size_bucket" in text
 

@@ -10,7 +10,7 @@ def test_select_default_candidates_answers_the_full_shape(client):
     assert r.status_code == 200, r.text
     body = r.json()
     assert r.headers["X-Model-Version"] == "1" and body["model_version"] == 1
-    assert set(body) == {"prompt", "p_correct", "ranking", "model_version", "fallback"}
+    assert set(body) == {"task", "prompt", "p_correct", "ranking", "model_version", "fallback"}
     assert body["prompt"]["text"] in (DIRECT, STEPWISE) and isinstance(body["prompt"]["id"], int)
     assert [x["p_correct"] for x in body["ranking"]] == sorted((x["p_correct"] for x in body["ranking"]), reverse=True)
     assert 0.0 <= body["p_correct"] <= 1.0 and isinstance(body["fallback"], bool)
@@ -64,3 +64,36 @@ def test_llm_the_model_was_not_trained_on_is_refused(client):
     assert ok.status_code == 200
     r = client.post("/v1/select", json={"query": "What is 2 + 2?", "llm": "gpt-9"})
     assert r.status_code == 422 and "toy-llm" in r.json()["detail"]
+
+
+def test_two_tasks_side_by_side_and_order_free_choices(client, auth, settings, training_embedder, tmp_path):
+    """A second task with its own champion; promoting it leaves the first untouched; permuting the
+    candidates never changes the choice."""
+    import time
+
+    from service_support import save_model, synthetic_logs
+
+    from oirl.registry import ModelRegistry
+    from oirl.store.engine import make_engine, make_session_factory, transaction
+    from oirl.store.logs import import_observations
+
+    factory = make_session_factory(make_engine(settings.resolved_database_url))
+    other = synthetic_logs(seed=3).assign(task="other")
+    with transaction(factory) as s:
+        import_observations(s, other, source="test")
+    registry = ModelRegistry(factory, settings.resolved_artefact_dir)
+    v = registry.register(save_model(other, training_embedder, tmp_path / "o", task="other")).id
+    registry.promote(v)
+    deadline = time.monotonic() + 10
+    while client.get("/v1/models").json()["serving"].get("other") != v and time.monotonic() < deadline:
+        time.sleep(0.1)
+    models = client.get("/v1/models").json()
+    assert models["serving"] == {"synth": 1, "other": v} and models["aliases"]["synth"] == {"champion": 1}
+    a = client.post("/v1/select", json={"task": "synth", "query": "What is 5 + 5?"}).json()
+    b = client.post("/v1/select", json={"task": "other", "query": "What is 5 + 5?"}).json()
+    assert (a["task"], a["model_version"], b["task"], b["model_version"]) == ("synth", 1, "other", v)
+    cands = [{"text": t} for t in ("The answer is:", "Let's think step by step: ", "Answer: ", "Think: ")]
+    for q in ("What is 12 + 30?", "Sara has 4 marbles, loses 2 and buys 9 more. How many now?"):
+        picks = {client.post("/v1/select", json={"task": "synth", "query": q, "candidates": order}).json()["prompt"][
+            "text"] for order in (cands, cands[::-1], cands[1:] + cands[:1])}
+        assert len(picks) == 1, picks
