@@ -16,10 +16,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from rlhf.config import PPOConfig, RAFTConfig, RewardConfig
 from rlhf.data import PreferenceDataError
-from rlhf.ppo import PPOConfig
-from rlhf.raft import RAFTConfig
-from rlhf.reward import RewardConfig
 from rlhf.utils import field_docs
 
 app = typer.Typer(help="RLHF on preference data: reward model, PPO, RAFT.", no_args_is_help=True,
@@ -72,6 +70,7 @@ def _command(name: str, cls, run, help_text: str):
 def run_train_rm(cfg: RewardConfig) -> dict:
     from rlhf.data import load_pairs, split_by_group
     from rlhf.reward import RewardModel, evaluate, train_reward_model
+    from rlhf.runtime import check_dir, trained_dtype
 
     if not cfg.data:
         raise PreferenceDataError("--data is required (a file, or the mirror directory for gsm8k/oirl-*)")
@@ -80,12 +79,15 @@ def run_train_rm(cfg: RewardConfig) -> dict:
         raise PreferenceDataError(f"{cfg.data}: no usable preference pairs left after cleaning")
     train, test = split_by_group(pairs, cfg.test_fraction, cfg.seed)
     typer.echo(f"{len(train)} training pairs, {len(test)} held-out pairs (split by prompt)", err=True)
-    model = RewardModel.from_backbone(cfg.backbone or None, with_lm_head=cfg.imitation_coef > 0)
+    if cfg.backbone:
+        check_dir(cfg.backbone, "--backbone")
+    model = RewardModel.from_backbone(cfg.backbone or None, with_lm_head=cfg.imitation_coef > 0,
+                                      dtype=trained_dtype(cfg))
     out = Path(cfg.output_dir)
     train_reward_model(model, train, test, cfg, log_path=out / "metrics.jsonl")
     model.save_pretrained(out)
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
-    summary = {"output_dir": str(out), "train_pairs": len(train), **evaluate(model, test, max_length=cfg.max_length)}
+    summary = {"output_dir": str(out), "train_pairs": len(train), **evaluate(model, test)}
     (out / "eval.json").write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -101,11 +103,7 @@ def run_ppo(cfg: PPOConfig) -> dict:
     from rlhf.ppo import build_trainer
 
     _require_paths(cfg, ("policy", "reward_model", "prompts"))
-    trainer = build_trainer(cfg)
-    history = trainer.train()
-    trainer.policy.save_pretrained(str(Path(cfg.output_dir) / "policy"))
-    trainer.tok.save_pretrained(str(Path(cfg.output_dir) / "policy"))
-    return _summary(history, cfg.output_dir)
+    return _summary(build_trainer(cfg).train(), cfg.output_dir)
 
 
 def run_raft(cfg: RAFTConfig) -> dict:
