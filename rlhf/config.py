@@ -8,7 +8,38 @@ required (an empty string means "not given").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ast
+import inspect
+import textwrap
+from dataclasses import dataclass, fields
+from functools import cache
+
+
+@cache
+def field_docs(cls) -> dict[str, str]:
+    """The string literal written under each dataclass field (cleanrl/tyro style), by field name; a subclass's
+    doc string wins over its base's."""
+    docs = {}
+    for klass in reversed(cls.__mro__):
+        if klass is object or "__dataclass_fields__" not in vars(klass):
+            continue
+        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        for node, nxt in zip(body, body[1:], strict=False):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                    and isinstance(nxt.value.value, str)):
+                docs[node.target.id] = nxt.value.value.strip()
+    return docs
+
+
+def undocumented_fields(cls) -> list[str]:
+    docs = field_docs(cls)
+    return [f.name for f in fields(cls) if f.name not in docs]
+
+
+def required_fields(cls) -> list[str]:
+    """Fields whose doc string starts with [required]: they must be given (empty means not given)."""
+    return [name for name, doc in field_docs(cls).items() if doc.startswith("[required]")]
 
 
 @dataclass
@@ -175,3 +206,85 @@ class RAFTConfig(PolicyConfig):
     """checkpoint every this many iterations (0 = only at the end)"""
     resume: bool = False
     """continue from output_dir/checkpoint when it exists"""
+
+
+@dataclass
+class SFTConfig(PolicyConfig):
+    data: str = ""
+    """[required] JSONL with `prompt` and `response` (or `completion`, or a pairs file's `chosen`) per line"""
+    output_dir: str = "runs/sft"
+    """where metrics.jsonl and the final policy go"""
+    epochs: int = 1
+    """passes over the training examples"""
+    batch_size: int = 8
+    """examples per optimiser step"""
+    lr: float = 2e-5
+    """AdamW learning rate"""
+    max_response_length: int = 128
+    """response tokens kept (the first ones, then EOS)"""
+    test_fraction: float = 0.1
+    """fraction of prompts held out to measure the response NLL"""
+    max_examples: int = 0
+    """use at most this many training examples, a seeded sample (0 = all)"""
+
+
+@dataclass
+class DPOConfig(PolicyConfig):
+    data: str = ""
+    """[required] preference data: a JSONL/HH file, or the mirror directory for the gsm8k / oirl-* sources"""
+    source: str = "jsonl"
+    """data format: jsonl | hh | gsm8k | oirl-gsm8k | oirl-svamp | oirl-mawps"""
+    output_dir: str = "runs/dpo"
+    """where metrics.jsonl and the final policy go"""
+    loss: str = "sigmoid"
+    """sigmoid = DPO (Rafailov et al. 2023) | ipo = IPO (Azar et al. 2023)"""
+    beta: float = 0.1
+    """DPO's inverse temperature of the implicit reward; IPO's regularisation tau (target margin 1/(2 tau))"""
+    epochs: int = 1
+    """passes over the training pairs"""
+    batch_size: int = 8
+    """pairs per optimiser step (each pair is two sequences, plus two reference passes)"""
+    lr: float = 1e-6
+    """AdamW learning rate"""
+    max_response_length: int = 128
+    """response tokens kept (the first ones, then EOS)"""
+    test_fraction: float = 0.2
+    """fraction of prompts/questions held out for evaluation"""
+    max_pairs_per_query: int = 0
+    """for gsm8k/oirl sources: keep at most this many pairs per question (0 = all)"""
+    max_pairs: int = 0
+    """use at most this many training pairs, a seeded sample (0 = all); held-out pairs are never capped"""
+    eval_every: int = 0
+    """evaluate every this many optimiser steps (0 = before training and at the end of each epoch)"""
+
+
+@dataclass
+class GRPOConfig(PolicyConfig):
+    reward_model: str = ""
+    """[required] reward model directory (saved by `rlhf train-rm`, or a HF *ForSequenceClassification)"""
+    prompts: str = ""
+    """[required] JSONL file whose lines have a `prompt` field (a preference-pairs file works)"""
+    output_dir: str = "runs/grpo"
+    """where metrics.jsonl and the final policy go"""
+    total_updates: int = 100
+    """number of rollout + optimisation rounds"""
+    batch_size: int = 8
+    """prompts per rollout"""
+    group_size: int = 4
+    """responses sampled per prompt (G); advantages are relative to the group"""
+    mini_batch_size: int = 8
+    """responses per optimiser step"""
+    grpo_epochs: int = 1
+    """passes over each rollout (1 = on-policy: the ratio is 1 and the clip never binds)"""
+    max_new_tokens: int = 24
+    """response length cap"""
+    temperature: float = 1.0
+    """sampling temperature; log-probs are computed from logits / temperature"""
+    kl_coef: float = 0.04
+    """beta of the per-token KL penalty (k3 estimator) to the reference, in the loss"""
+    cliprange: float = 0.2
+    """policy ratio clip epsilon"""
+    scale_rewards: bool = True
+    """divide each group's centred scores by the group's std (off = Dr. GRPO's unscaled advantages)"""
+    missing_eos_penalty: float = 1.0
+    """subtracted from the score of responses that never emit EOS"""

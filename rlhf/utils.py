@@ -1,19 +1,16 @@
-"""Small shared helpers: JSONL metrics, seeding, and the doc strings of dataclass fields."""
+"""Small shared helpers: JSONL metrics and seeding."""
 
 from __future__ import annotations
 
-import ast
-import inspect
 import json
 import os
 import random
-import textwrap
-from dataclasses import fields
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from rlhf.config import field_docs, undocumented_fields  # noqa: F401  (importable from here too)
 
 
 class JsonlLogger:
@@ -43,24 +40,3 @@ def seed_everything(seed: int, device: torch.device | str = "cpu") -> torch.Gene
     torch.manual_seed(seed)
     return torch.Generator(device=device).manual_seed(seed)
 
-
-@cache
-def field_docs(cls) -> dict[str, str]:
-    """The string literal written under each dataclass field (cleanrl/tyro style), by field name; a subclass's
-    doc string wins over its base's."""
-    docs = {}
-    for klass in reversed(cls.__mro__):
-        if klass is object or "__dataclass_fields__" not in vars(klass):
-            continue
-        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
-        for node, nxt in zip(body, body[1:], strict=False):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                    and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
-                    and isinstance(nxt.value.value, str)):
-                docs[node.target.id] = nxt.value.value.strip()
-    return docs
-
-
-def undocumented_fields(cls) -> list[str]:
-    docs = field_docs(cls)
-    return [f.name for f in fields(cls) if f.name not in docs]
