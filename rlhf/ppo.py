@@ -382,9 +382,16 @@ def build_trainer(cfg: PPOConfig, progress: bool = True) -> PPOTrainer:
 
 def load_reward_fn(path: str, cfg) -> RewardFn:
     """A frozen reward model on the accelerator's device, in the autocast dtype, scoring at its own max length."""
-    from rlhf.reward import RewardModel
+    from transformers import AutoConfig
+
+    from rlhf.reward import META_FILE, RewardModel
     from rlhf.runtime import frozen_dtype
 
+    archs = AutoConfig.from_pretrained(path).architectures or []
+    if not (Path(path) / META_FILE).is_file() and not any(a.endswith("ForSequenceClassification") for a in archs):
+        raise ValueError(f"--reward-model {path} is not a reward model (no {META_FILE}, not a "
+                         f"*ForSequenceClassification but {', '.join(archs) or 'unknown'}): its scores would be "
+                         "a random head's; train one with `rlhf train-rm`")
     acc = make_accelerator(cfg)
     rm = RewardModel.from_pretrained(path, dtype=frozen_dtype(cfg)).eval().requires_grad_(False)
     rm = acc.prepare_model(rm, evaluation_mode=True)

@@ -24,25 +24,31 @@ SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "
 
 
 def make_accelerator(cfg: RuntimeConfig) -> Accelerator:
-    if cfg.mixed_precision not in DTYPES:
-        raise ValueError(f"mixed_precision must be one of {', '.join(DTYPES)}, got {cfg.mixed_precision!r}")
-    if cfg.lr_schedule not in SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {cfg.lr_schedule!r}")
-    if cfg.gradient_accumulation_steps < 1:
-        raise ValueError("gradient_accumulation_steps must be >= 1")
+    check_runtime(cfg)
     acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=cfg.cpu)
     if cfg.mixed_precision == "fp16" and acc.device.type != "cuda":
         raise ValueError("fp16 autocast needs a CUDA GPU (it would need a loss scaler on CPU); use bf16 on CPU")
     return acc
 
 
+def check_runtime(cfg: RuntimeConfig) -> None:
+    if cfg.mixed_precision not in DTYPES:
+        raise ValueError(f"mixed_precision must be one of {', '.join(DTYPES)}, got {cfg.mixed_precision!r}")
+    if cfg.lr_schedule not in SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {cfg.lr_schedule!r}")
+    if cfg.gradient_accumulation_steps < 1:
+        raise ValueError("gradient_accumulation_steps must be >= 1")
+
+
 def frozen_dtype(cfg: RuntimeConfig) -> torch.dtype:
     """Dtype to load weights that are never trained in (see the module doc)."""
+    check_runtime(cfg)
     return DTYPES[cfg.mixed_precision]
 
 
 def trained_dtype(cfg: RuntimeConfig) -> torch.dtype:
     """Full fine-tuning keeps fp32 master weights; under LoRA the base is frozen (adapters stay fp32 in peft)."""
+    check_runtime(cfg)
     return DTYPES[cfg.mixed_precision] if cfg.lora_r > 0 else torch.float32
 
 
