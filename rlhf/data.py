@@ -75,6 +75,8 @@ def _open_text(path: Path):
 
 def _read_jsonl(path: str | os.PathLike) -> list[tuple[int, dict]]:
     path = Path(path)
+    if path.is_dir():
+        raise PreferenceDataError(f"{path} is a directory; expected a JSONL file")
     if not path.is_file():
         raise PreferenceDataError(f"{path}: no such file")
     rows = []
@@ -120,6 +122,27 @@ def load_prompts(path: str | os.PathLike) -> list[str]:
         _require(path, lineno, obj, ["prompt"])
         out.append(obj["prompt"])
     return out
+
+
+def load_sft_examples(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """(prompt, response) per JSONL line; the response is `response`, `completion`, or a pairs file's `chosen`."""
+    out = []
+    for lineno, obj in _read_jsonl(path):
+        key = next((k for k in ("response", "completion", "chosen") if k in obj), "response")
+        _require(path, lineno, obj, ["prompt", key])
+        if obj[key].strip():
+            out.append((obj["prompt"], obj[key]))
+    if not out:
+        raise PreferenceDataError(f"{path}: no example with a non-empty response")
+    return out
+
+
+def cap(items: list, n: int, seed: int) -> list:
+    """At most `n` items, a seeded sample in the original order (n <= 0: all)."""
+    if n <= 0 or len(items) <= n:
+        return items
+    keep = sorted(np.random.default_rng(seed).choice(len(items), n, replace=False))
+    return [items[i] for i in keep]
 
 
 def split_hh_transcript(chosen: str, rejected: str) -> PreferencePair:
@@ -207,14 +230,19 @@ def load_prompt_oirl_pairs(dataset: str, root: str | os.PathLike, max_per_query:
 def split_by_group(pairs: list[PreferencePair], test_fraction: float = 0.2,
                    seed: int = 0) -> tuple[list[PreferencePair], list[PreferencePair]]:
     """Train/test split over distinct groups (prompts/questions), never across one group."""
-    groups = sorted({p.group_key for p in pairs})
+    return split_by_key(pairs, lambda p: p.group_key, test_fraction, seed)
+
+
+def split_by_key(items: list, key, test_fraction: float = 0.2, seed: int = 0) -> tuple[list, list]:
+    """Train/test split over the distinct values of `key(item)`, never across one value."""
+    groups = sorted({key(p) for p in items})
     if len(groups) < 2:
         raise PreferenceDataError(f"need at least 2 distinct prompts to split, got {len(groups)}")
     order = np.random.default_rng(seed).permutation(len(groups))
     n_test = min(len(groups) - 1, max(1, round(test_fraction * len(groups))))
     test_groups = {groups[i] for i in order[:n_test]}
-    train = [p for p in pairs if p.group_key not in test_groups]
-    test = [p for p in pairs if p.group_key in test_groups]
+    train = [p for p in items if key(p) not in test_groups]
+    test = [p for p in items if key(p) in test_groups]
     return train, test
 
 

@@ -14,80 +14,42 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from rlhf.modeling import encode_queries, logprobs_of, response_mask, sample
+from rlhf.config import PPOConfig
+from rlhf.modeling import (
+    assert_causal,
+    check_same_vocab,
+    encode_queries,
+    eos_ids,
+    logprobs_of,
+    response_mask,
+    sample,
+)
+from rlhf.runtime import (
+    adapters_off,
+    add_lora,
+    enable_checkpointing,
+    load_trainable_state,
+    make_accelerator,
+    make_optimizer,
+    micro_batches,
+    optimizer_step,
+    save_policy,
+    trainable_state,
+)
 from rlhf.utils import JsonlLogger, seed_everything
 
+__all__ = ["PPOConfig", "PPOTrainer", "build_trainer"]
+
 RewardFn = Callable[[list[str], list[str]], torch.Tensor]  # (prompts, responses) -> scores [B]
-
-
-@dataclass
-class PPOConfig:
-    policy: str = ""
-    """local HF causal LM directory: the policy's initial weights (and the frozen reference)"""
-    reward_model: str = ""
-    """reward model directory (saved by `rlhf train-rm`, or a HF *ForSequenceClassification)"""
-    prompts: str = ""
-    """JSONL file whose lines have a `prompt` field (a preference-pairs file works)"""
-    value_model: str = ""
-    """value model init: a reward-model or HF LM directory sharing the policy's tokenizer; empty = the policy"""
-    output_dir: str = "runs/ppo"
-    """where metrics.jsonl, checkpoints and the final policy go"""
-    seed: int = 0
-    """seed of sampling, shuffling and prompt order; the same seed repeats a run exactly"""
-    total_updates: int = 100
-    """number of rollout + optimisation rounds"""
-    batch_size: int = 16
-    """prompts (= responses) per rollout"""
-    mini_batch_size: int = 4
-    """responses per gradient step"""
-    ppo_epochs: int = 4
-    """passes over each rollout, reshuffled every pass"""
-    max_prompt_length: int = 64
-    """prompt tokens kept (the most recent ones)"""
-    max_new_tokens: int = 24
-    """response length cap"""
-    temperature: float = 0.7
-    """sampling temperature; log-probs are computed from logits / temperature"""
-    lr: float = 1e-5
-    """AdamW learning rate for policy and value model"""
-    max_grad_norm: float = 1.0
-    """global gradient-norm clip"""
-    kl_coef: float = 0.05
-    """initial KL penalty coefficient (beta)"""
-    adaptive_kl: bool = False
-    """adapt kl_coef toward kl_target (Ziegler et al. 2019)"""
-    kl_target: float = 6.0
-    """target KL in nats per response, for the adaptive controller"""
-    kl_horizon: int = 10000
-    """horizon of the adaptive controller, in responses"""
-    gamma: float = 1.0
-    """discount over response tokens"""
-    lam: float = 0.95
-    """GAE lambda"""
-    cliprange: float = 0.2
-    """policy ratio clip epsilon"""
-    cliprange_value: float = 0.2
-    """value prediction clip around the rollout's values"""
-    vf_coef: float = 0.1
-    """weight of the value loss"""
-    normalize_scores: bool = True
-    """standardise scores with running mean/std before adding them to the reward"""
-    score_clip: float = 5.0
-    """clip (normalised) scores to [-score_clip, score_clip]; 0 = no clip"""
-    missing_eos_penalty: float = 1.0
-    """subtracted from the score of responses that never emit EOS"""
-    save_every: int = 0
-    """checkpoint every this many updates (0 = only at the end)"""
-    resume: bool = False
-    """continue from output_dir/checkpoint when it exists"""
 
 
 # ---------------------------------------------------------------------------- the maths, on tensors
@@ -201,7 +163,10 @@ class RunningMoments:
 
 # ---------------------------------------------------------------------------- the trainer
 class PPOTrainer:
-    """Policy (causal LM) + frozen reference + separate value model (a `RewardModel`-shaped scalar head)."""
+    """Policy (causal LM) + frozen reference + separate value model (a `RewardModel`-shaped scalar head).
+
+    With LoRA (cfg.lora_r > 0) the reference is the policy with its adapters switched off: one base copy.
+    """
 
     def __init__(self, cfg: PPOConfig, policy, tokenizer, value_model, reward_fn: RewardFn, prompts: list[str],
                  ref_policy=None, progress: bool = True):
@@ -211,18 +176,32 @@ class PPOTrainer:
             raise ValueError("batch_size must be a multiple of mini_batch_size")
         if not prompts:
             raise ValueError("no prompts to train on")
-        self.cfg, self.policy, self.tok, self.value_model = cfg, policy.eval(), tokenizer, value_model.eval()
-        self.reward_fn, self.prompts, self.progress = reward_fn, prompts, progress
-        self.ref = (ref_policy if ref_policy is not None else copy.deepcopy(policy)).eval().requires_grad_(False)
-        self.generator = seed_everything(cfg.seed)
-        params = [p for p in list(policy.parameters()) + list(value_model.parameters()) if p.requires_grad]
-        self.opt = torch.optim.AdamW(params, lr=cfg.lr, eps=1e-5)
+        check_same_vocab(tokenizer, value_model.tokenizer, "value model")
+        assert_causal(value_model.core, "value model")  # V(s_t) must not see the tokens after t
+        self.acc = acc = make_accelerator(cfg)
+        self.cfg, self.tok, self.reward_fn, self.prompts, self.progress = cfg, tokenizer, reward_fn, prompts, progress
+        self.eos = eos_ids(tokenizer, policy)
+        if ref_policy is None and cfg.lora_r == 0:
+            ref_policy = copy.deepcopy(policy)
+        policy = add_lora(policy, cfg, causal_lm=True)
+        value_model.model = add_lora(value_model.model, cfg, causal_lm=False)
+        if cfg.gradient_checkpointing:
+            enable_checkpointing(policy)
+            enable_checkpointing(value_model.model)
+        steps = cfg.total_updates * cfg.ppo_epochs * (cfg.batch_size // cfg.mini_batch_size)
+        opt, self.sched = make_optimizer(list(policy.parameters()) + list(value_model.parameters()), cfg, steps,
+                                         eps=1e-5)
+        self.policy, self.value_model, self.opt = acc.prepare(policy, value_model, opt)
+        self.ref = None if ref_policy is None else acc.prepare_model(ref_policy.eval().requires_grad_(False),
+                                                                    evaluation_mode=True)
+        # each process samples its own responses to the same prompts (N processes: N x the responses)
+        self.generator = seed_everything(cfg.seed + acc.process_index, acc.device)
         self.kl_ctl = (AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl
                        else FixedKLController(cfg.kl_coef))
         self.moments = RunningMoments()
         self.update_idx = 0
         self.out = Path(cfg.output_dir)
-        self.logger = JsonlLogger(self.out / "metrics.jsonl")
+        self.logger = JsonlLogger(self.out / "metrics.jsonl" if acc.is_main_process else None)
         if cfg.resume and (self.out / "checkpoint").is_dir():
             self.load_checkpoint(self.out / "checkpoint")
 
@@ -235,24 +214,33 @@ class PPOTrainer:
         idx = [perm[(k * b + i) % n].item() for i in range(b)]
         return [self.prompts[i] for i in idx]
 
+    def ref_logprobs(self, *args, **kwargs) -> torch.Tensor:
+        if self.ref is not None:
+            return logprobs_of(self.ref, *args, **kwargs)
+        with adapters_off(self.policy):  # LoRA: the reference is the base model
+            return logprobs_of(self.policy, *args, **kwargs)
+
     @torch.no_grad()
     def rollout(self, prompts: list[str]) -> dict:
-        cfg, tok = self.cfg, self.tok
-        query, qmask = encode_queries(tok, prompts, cfg.max_prompt_length)  # [B, Lq]
-        responses = sample(self.policy, query, qmask, cfg.max_new_tokens, cfg.temperature, tok.eos_token_id,
-                           tok.pad_token_id, self.generator)  # [B, R]
-        mask = response_mask(responses, tok.eos_token_id)  # [B, R], True through the first EOS
-        responses = responses.masked_fill(~mask, tok.pad_token_id)
-        logp = logprobs_of(self.policy, query, qmask, responses, mask, cfg.temperature)
-        ref_logp = logprobs_of(self.ref, query, qmask, responses, mask, cfg.temperature)
+        cfg, tok, pad = self.cfg, self.tok, self.tok.pad_token_id
+        self.policy.eval(), self.value_model.eval()
+        query, qmask = encode_queries(tok, prompts, cfg.max_prompt_length, self.acc.device)  # [B, Lq]
+        responses = sample(self.policy, query, qmask, cfg.max_new_tokens, cfg.temperature, self.eos, pad,
+                           self.generator)  # [B, R]
+        mask = response_mask(responses, self.eos)  # [B, R], True through the first EOS
+        responses = responses.masked_fill(~mask, pad)
+        logp = logprobs_of(self.policy, query, qmask, responses, mask, cfg.temperature, pad_id=pad)
+        ref_logp = self.ref_logprobs(query, qmask, responses, mask, cfg.temperature, pad_id=pad)
         full_mask = torch.cat([qmask, mask.long()], dim=1)
-        values = self.value_model.values(torch.cat([query, responses], 1), full_mask)
+        values = self.value_model(torch.cat([query, responses], 1), full_mask, per_token=True).float()
         values = values[:, query.shape[1] - 1: -1]  # [B, R]: V(state before each response token)
 
-        texts = [tok.decode(r[m & (r != tok.eos_token_id)], skip_special_tokens=True)
-                 for r, m in zip(responses, mask, strict=True)]
-        raw_scores = torch.as_tensor(self.reward_fn(prompts, texts), dtype=torch.float32).reshape(-1)  # [B]
-        has_eos = (responses == tok.eos_token_id).any(-1)
+        is_eos = torch.isin(responses, torch.tensor(self.eos, device=responses.device))
+        texts = [tok.decode(r[m & ~e], skip_special_tokens=True)
+                 for r, m, e in zip(responses, mask, is_eos, strict=True)]
+        raw_scores = torch.as_tensor(self.reward_fn(prompts, texts), dtype=torch.float32)
+        raw_scores = raw_scores.reshape(-1).to(self.acc.device)  # [B]
+        has_eos = is_eos.any(-1)
         scores = raw_scores - cfg.missing_eos_penalty * (~has_eos).float()
         if cfg.normalize_scores:
             self.moments.update(scores)
@@ -264,7 +252,7 @@ class PPOTrainer:
         kl = kl_k1(logp, ref_logp) * m  # [B, R]
         rewards = -self.kl_ctl.value * kl
         last = mask.long().sum(-1) - 1  # index of the EOS (or of the final token when there is none)
-        rewards[torch.arange(len(last)), last] += scores
+        rewards[torch.arange(len(last), device=last.device), last] += scores
         adv, returns = gae(rewards, values, m, cfg.gamma, cfg.lam)
         adv = masked_whiten(adv, m)
         stats = {
@@ -281,28 +269,29 @@ class PPOTrainer:
                     adv=adv, returns=returns, stats=stats, texts=texts)
 
     def optimise(self, batch: dict) -> dict:
-        cfg = self.cfg
+        cfg, pad = self.cfg, self.tok.pad_token_id
+        self.policy.train(), self.value_model.train()  # dropout is off; train() switches checkpointing on
         agg: dict[str, list[float]] = {}
         for _ in range(cfg.ppo_epochs):
-            perm = torch.randperm(cfg.batch_size, generator=self.generator)
-            for idx in perm.split(cfg.mini_batch_size):
-                q, qm, r, m = batch["query"][idx], batch["qmask"][idx], batch["responses"][idx], batch["mask"][idx]
-                logp, entropy = logprobs_of(self.policy, q, qm, r, m, cfg.temperature, with_entropy=True)
-                vpred = self.value_model.values(torch.cat([q, r], 1), torch.cat([qm, m.long()], 1))
-                vpred = vpred[:, q.shape[1] - 1: -1]  # [b, R]
-                pg_loss, pg_stats = policy_loss(logp, batch["logp"][idx], batch["adv"][idx], m, cfg.cliprange)
-                vf_loss, vf_stats = value_loss(vpred, batch["values"][idx], batch["returns"][idx], m,
-                                               cfg.cliprange_value)
-                loss = pg_loss + cfg.vf_coef * vf_loss
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]],
-                                               cfg.max_grad_norm)
-                self.opt.step()
-                self.opt.zero_grad(set_to_none=True)  # free the gradients before the next forward pass
-                step_stats = {"loss/policy": pg_loss.item(), "loss/value": vf_loss.item(),
-                              "policy/entropy": masked_mean(entropy.detach(), m).item(), **pg_stats, **vf_stats}
-                for k, v in step_stats.items():
-                    agg.setdefault(k, []).append(v)
+            perm = torch.randperm(cfg.batch_size, generator=self.generator, device=self.generator.device)
+            for mini in perm.split(cfg.mini_batch_size):
+                for idx in micro_batches(mini, cfg.gradient_accumulation_steps):
+                    q, qm, r, m = (batch[k][idx] for k in ("query", "qmask", "responses", "mask"))
+                    logp, entropy = logprobs_of(self.policy, q, qm, r, m, cfg.temperature, with_entropy=True,
+                                                pad_id=pad)
+                    vpred = self.value_model(torch.cat([q, r], 1), torch.cat([qm, m.long()], 1), per_token=True)
+                    vpred = vpred[:, q.shape[1] - 1: -1].float()  # [b, R]
+                    pg_loss, pg_stats = policy_loss(logp, batch["logp"][idx], batch["adv"][idx], m, cfg.cliprange)
+                    vf_loss, vf_stats = value_loss(vpred, batch["values"][idx], batch["returns"][idx], m,
+                                                   cfg.cliprange_value)
+                    loss = pg_loss + cfg.vf_coef * vf_loss
+                    self.acc.backward(loss * len(idx) / len(mini))  # the step's gradient = the minibatch mean
+                    step_stats = {"loss/policy": pg_loss.item(), "loss/value": vf_loss.item(),
+                                  "policy/entropy": masked_mean(entropy.detach(), m).item(), **pg_stats, **vf_stats}
+                    for k, v in step_stats.items():
+                        agg.setdefault(k, []).append(v)
+                agg.setdefault("grad_norm", []).append(optimizer_step(self.acc, self.opt, self.sched,
+                                                                      cfg.max_grad_norm))
         return {k: sum(v) / len(v) for k, v in agg.items()}
 
     def step(self) -> dict:
@@ -311,13 +300,15 @@ class PPOTrainer:
         stats = {**batch["stats"], **self.optimise(batch)}
         self.kl_ctl.update(stats["objective/kl"], self.cfg.batch_size)
         self.update_idx += 1
-        stats.update({"update": self.update_idx, "time/update_s": time.perf_counter() - t0,
-                      "sample": batch["texts"][0]})
+        stats.update({"update": self.update_idx, "lr": self.sched.get_last_lr()[0],
+                      "time/update_s": time.perf_counter() - t0, "sample": batch["texts"][0]})
         return self.logger.log(stats)
 
     def train(self) -> list[dict]:
+        """Run to `total_updates`, checkpoint, and save the final policy (LoRA merged) to output_dir/policy."""
         history = []
-        bar = tqdm(total=self.cfg.total_updates, initial=self.update_idx, desc="ppo", disable=not self.progress)
+        bar = tqdm(total=self.cfg.total_updates, initial=self.update_idx, desc="ppo",
+                   disable=not self.progress or not self.acc.is_main_process)
         while self.update_idx < self.cfg.total_updates:
             s = self.step()
             history.append(s)
@@ -327,59 +318,81 @@ class PPOTrainer:
                 self.save_checkpoint(self.out / "checkpoint")
         bar.close()
         self.save_checkpoint(self.out / "checkpoint")
+        if self.acc.is_main_process:
+            save_policy(self.policy, self.tok, self.out / "policy")
         return history
 
     # ------------------------------------------------------------------------ checkpoint / resume
     def save_checkpoint(self, path: Path) -> None:
+        """Trained parameters (all, or LoRA adapters + value head) and the trainer state, swapped in atomically."""
+        if not self.acc.is_main_process:
+            return
         tmp = path.with_name(path.name + ".tmp")
-        self.policy.save_pretrained(str(tmp / "policy"))
-        self.tok.save_pretrained(str(tmp / "policy"))
-        self.value_model.save_pretrained(tmp / "value")
-        torch.save({"optimizer": self.opt.state_dict(), "kl_coef": self.kl_ctl.value,
-                    "moments": vars(self.moments), "generator": self.generator.get_state(),
-                    "update": self.update_idx}, tmp / "trainer_state.pt")
+        tmp.mkdir(parents=True, exist_ok=True)
+        torch.save({"policy": trainable_state(self.policy), "value": trainable_state(self.value_model)},
+                   tmp / "trainable.pt")
+        torch.save({"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                    "kl_coef": self.kl_ctl.value, "moments": vars(self.moments),
+                    "generator": self.generator.get_state(), "update": self.update_idx}, tmp / "trainer_state.pt")
         (tmp / "config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
         if path.exists():  # swap in the complete checkpoint only once it is fully written
             old = path.with_name(path.name + ".old")
             path.rename(old)
             tmp.rename(path)
-            _rmtree(old)
+            shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(path)
 
     def load_checkpoint(self, path: Path) -> None:
-        from safetensors.torch import load_file
-
-        from rlhf.reward import HEAD_FILE
-
-        # from_pretrained handles sharding and tied weights for any architecture
-        self.policy.load_state_dict(type(self.policy).from_pretrained(str(path / "policy")).state_dict())
-        value_backbone = type(self.value_model.model).from_pretrained(str(path / "value"))
-        self.value_model.model.load_state_dict(value_backbone.state_dict())
-        self.value_model.head.load_state_dict(load_file(str(path / "value" / HEAD_FILE)))
+        params = torch.load(path / "trainable.pt", weights_only=True)
+        load_trainable_state(self.policy, params["policy"])
+        load_trainable_state(self.value_model, params["value"])
         state = torch.load(path / "trainer_state.pt", weights_only=False)
         self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
         self.kl_ctl.value = state["kl_coef"]
         vars(self.moments).update(state["moments"])
         self.generator.set_state(state["generator"])
         self.update_idx = state["update"]
 
 
-def _rmtree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def build_trainer(cfg: PPOConfig, progress: bool = True) -> PPOTrainer:
-    """Everything from paths: policy + reference from `cfg.policy`, the reward model, the value model."""
+    """Everything from paths: policy (+ reference unless LoRA) from `cfg.policy`, the reward model, the value model.
+
+    Trained weights load in fp32, frozen ones (reference, reward model, a LoRA base) in the autocast dtype.
+    """
     from rlhf.data import load_prompts
     from rlhf.modeling import load_causal_lm
     from rlhf.reward import RewardModel
+    from rlhf.runtime import check_dir, frozen_dtype, trained_dtype
 
-    policy, tok = load_causal_lm(cfg.policy)
-    ref, _ = load_causal_lm(cfg.policy, tok)
-    rm = RewardModel.from_pretrained(cfg.reward_model).eval().requires_grad_(False)
+    check_dir(cfg.policy, "--policy")
+    check_dir(cfg.reward_model, "--reward-model")
+    if cfg.value_model:
+        check_dir(cfg.value_model, "--value-model")
+    prompts = load_prompts(cfg.prompts)
+    policy, tok = load_causal_lm(cfg.policy, dtype=trained_dtype(cfg))
+    ref = None if cfg.lora_r > 0 else load_causal_lm(cfg.policy, tok, dtype=frozen_dtype(cfg))[0]
+    reward_fn = load_reward_fn(cfg.reward_model, cfg)
     # a reward-model directory keeps its trained head; a plain LM directory gets a fresh one
-    value = RewardModel.from_pretrained(cfg.value_model) if cfg.value_model else RewardModel.from_backbone(cfg.policy)
-    return PPOTrainer(cfg, policy, tok, value, rm.score_texts, load_prompts(cfg.prompts), ref, progress)
+    value = (RewardModel.from_pretrained(cfg.value_model, dtype=trained_dtype(cfg)) if cfg.value_model
+             else RewardModel.from_backbone(cfg.policy, dtype=trained_dtype(cfg)))
+    return PPOTrainer(cfg, policy, tok, value, reward_fn, prompts, ref, progress)
+
+
+def load_reward_fn(path: str, cfg) -> RewardFn:
+    """A frozen reward model on the accelerator's device, in the autocast dtype, scoring at its own max length."""
+    from transformers import AutoConfig
+
+    from rlhf.reward import META_FILE, RewardModel
+    from rlhf.runtime import frozen_dtype
+
+    archs = AutoConfig.from_pretrained(path).architectures or []
+    if not (Path(path) / META_FILE).is_file() and not any(a.endswith("ForSequenceClassification") for a in archs):
+        raise ValueError(f"--reward-model {path} is not a reward model (no {META_FILE}, not a "
+                         f"*ForSequenceClassification but {', '.join(archs) or 'unknown'}): its scores would be "
+                         "a random head's; train one with `rlhf train-rm`")
+    acc = make_accelerator(cfg)
+    rm = RewardModel.from_pretrained(path, dtype=frozen_dtype(cfg)).eval().requires_grad_(False)
+    rm = acc.prepare_model(rm, evaluation_mode=True)
+    return rm.score_texts

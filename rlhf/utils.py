@@ -1,19 +1,16 @@
-"""Small shared helpers: JSONL metrics, seeding, and the doc strings of dataclass fields."""
+"""Small shared helpers: JSONL metrics and seeding."""
 
 from __future__ import annotations
 
-import ast
-import inspect
 import json
 import os
 import random
-import textwrap
-from dataclasses import fields
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from rlhf.config import field_docs, undocumented_fields  # noqa: F401  (importable from here too)
 
 
 class JsonlLogger:
@@ -36,28 +33,10 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed python, numpy and torch; return a torch generator for sampling and shuffling."""
+def seed_everything(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """Seed python, numpy and torch; return a torch generator on `device` for sampling and shuffling."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator(device=device).manual_seed(seed)
 
-
-@cache
-def field_docs(cls) -> dict[str, str]:
-    """The string literal written under each dataclass field (cleanrl/tyro style), by field name."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body
-    docs = {}
-    for node, nxt in zip(body, body[1:], strict=False):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
-                and isinstance(nxt.value.value, str)):
-            docs[node.target.id] = nxt.value.value.strip()
-    return docs
-
-
-def undocumented_fields(cls) -> list[str]:
-    docs = field_docs(cls)
-    return [f.name for f in fields(cls) if f.name not in docs]

@@ -14,6 +14,16 @@ from rlhf.modeling import char_tokenizer, save_model, tiny_causal_lm  # noqa: E4
 ALPHABET = "abcdefgh "
 
 
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """accelerate keeps one process-wide state (device, mixed precision); a real run sets it once per
+    process, tests set it per test."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+
+
 @pytest.fixture
 def tok():
     return char_tokenizer(ALPHABET)
@@ -25,6 +35,19 @@ def tiny_policy_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("policy")
     t = char_tokenizer(ALPHABET)
     save_model(tiny_causal_lm(t, seed=0), t, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def bf16_llama_dir(tmp_path_factory):
+    """What current checkpoints look like: a Llama-architecture model saved in bf16, whose tokenizer has
+    no pad token (so loading adds one and must resize the embeddings)."""
+    path = tmp_path_factory.mktemp("llama_bf16")
+    t = char_tokenizer(ALPHABET, with_pad=False)
+    t.pad_token = None
+    model = tiny_causal_lm(t, arch="llama", seed=0).to(torch.bfloat16)
+    model.config.pad_token_id = None
+    save_model(model, t, path)
     return path
 
 

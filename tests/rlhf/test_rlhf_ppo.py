@@ -39,7 +39,7 @@ def test_ppo_raises_synthetic_reward_with_bounded_kl(tok, tmp_path):
     for key in ("objective/kl", "objective/scores", "policy/approxkl", "policy/clipfrac", "val/clipfrac",
                 "loss/policy", "loss/value", "objective/kl_coef", "objective/eos_rate"):
         assert key in logged[-1]
-    assert (tmp_path / "checkpoint" / "policy" / "config.json").is_file()
+    assert (tmp_path / "policy" / "config.json").is_file()
 
 
 def test_reference_stays_frozen(tok, tmp_path):
@@ -95,7 +95,7 @@ def test_build_from_directories(tok, tiny_policy_dir, tmp_path):
                     output_dir=str(tmp_path / "run"), total_updates=2, batch_size=4, mini_batch_size=2,
                     ppo_epochs=1, max_new_tokens=4)
     build_trainer(cfg, progress=False).train()
-    policy, _ = load_causal_lm(tmp_path / "run" / "checkpoint" / "policy")
+    policy, _ = load_causal_lm(tmp_path / "run" / "policy")
     assert policy.config.vocab_size == len(tok)
 
 
