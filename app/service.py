@@ -19,9 +19,9 @@ from oirl.jobs import retrain as run_retrain
 from oirl.registry import ChampionWatcher, LoadedModel, ModelRegistry, load_version
 from oirl.settings import Settings
 from oirl.store import jobs_repo, tasks_repo
-from oirl.tasks import resolve_task
 from oirl.store.engine import make_engine, make_session_factory
 from oirl.store.models import Prompt
+from oirl.tasks import resolve_task
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from app.errors import ProblemError
 from app.routes import AUTH, problems
 from app.schemas.prompts import PromptIn, PromptList, PromptOut
 from oirl.hashing import text_sha256
-from oirl.store.engine import transaction
 from oirl.store import tasks_repo
+from oirl.store.engine import transaction
 from oirl.store.logs import link_prompts, upsert_prompts
 from oirl.store.models import Prompt, Task, TaskPrompt
 

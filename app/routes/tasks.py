@@ -82,7 +82,8 @@ def add_prompt(name: str, body: TaskPromptIn, service: ServiceDep, response: Res
 
 @router.patch("/{name}/prompts/{prompt_id}", response_model=TaskPromptOut, dependencies=[AdminDep],
               responses=problems(404, *AUTH), summary="Activate or deactivate one of a task's prompts")
-def patch_prompt(name: str, prompt_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: TaskPromptPatch, service: ServiceDep) -> TaskPromptOut:
+def patch_prompt(name: str, prompt_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: TaskPromptPatch,
+                 service: ServiceDep) -> TaskPromptOut:
     with transaction(service.factory) as s:
         task_id = _task_id(s, name)
         if not tasks_repo.set_prompt_active(s, task_id, prompt_id, body.active):

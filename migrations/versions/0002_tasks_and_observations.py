@@ -136,7 +136,8 @@ def upgrade() -> None:
     select_old = sa.text(
         "SELECT o.id, o.query_id, o.prompt_id, o.llm, o.correct, o.split, o.source, o.created_at, "
         "t.name, q.external_key, p.text_sha256 FROM outcomes o JOIN queries q ON q.id = o.query_id "
-        "JOIN tasks t ON t.id = q.task_id JOIN prompts p ON p.id = o.prompt_id WHERE o.id > :after ORDER BY o.id LIMIT :n")
+        "JOIN tasks t ON t.id = q.task_id JOIN prompts p ON p.id = o.prompt_id "
+        "WHERE o.id > :after ORDER BY o.id LIMIT :n")
     after = 0
     while True:
         rows = bind.execute(select_old, {"after": after, "n": CHUNK}).all()

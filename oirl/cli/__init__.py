@@ -1,4 +1,4 @@
-"""The ``oirl`` command line: ``data``, ``db``, ``tasks``, ``train``, ``evaluate``, ``select``, ``models``, ``serve``."""
+"""The ``oirl`` command line: data, db, tasks, train, evaluate, select, models, serve."""
 
 from __future__ import annotations
 

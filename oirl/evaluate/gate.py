@@ -38,7 +38,7 @@ class HeldOutLogs:
     def from_logs(cls, logs: pd.DataFrame) -> HeldOutLogs:
         q_codes, queries = pd.factorize(logs["query"])
         p_codes, prompts = pd.factorize(logs["prompt"])
-        reward = logs["reward"].astype(float).to_numpy() if "reward" in logs else logs["correct"].astype(float).to_numpy()
+        reward = logs["reward" if "reward" in logs else "correct"].astype(float).to_numpy()
         prop = (logs["propensity"].astype(float).to_numpy() if "propensity" in logs
                 else np.full(len(logs), np.nan))
         total = np.zeros((len(queries), len(prompts)))

@@ -69,7 +69,8 @@ class VersionInfo:
     @classmethod
     def of(cls, row: ModelVersion, aliases: dict[tuple[int, str], int], task_names: dict[int, str]) -> VersionInfo:
         return cls(
-            id=row.id, task=task_names.get(row.task_id), created_at=row.created_at, backend=row.backend, params=row.params or {},
+            id=row.id, task=task_names.get(row.task_id), created_at=row.created_at, backend=row.backend,
+            params=row.params or {},
             embedder=row.embedder, embedder_revision=row.embedder_revision,
             library_versions=row.library_versions or {}, data_snapshot=row.data_snapshot or {},
             metrics=row.metrics or {}, artefact_path=row.artefact_path, artefact_sha256=row.artefact_sha256,

@@ -9,8 +9,6 @@ from oirl.store.logs import link_prompts, upsert_prompts
 from oirl.store.models import Prompt, Task, TaskPrompt
 
 
-
-
 def list_tasks(session: Session) -> list[Task]:
     return list(session.execute(select(Task).order_by(Task.name)).scalars())
 

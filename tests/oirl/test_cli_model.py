@@ -31,7 +31,7 @@ def production_csv(path, n=160, seed=0):
         for _ in range(1 + (rng.random() < 0.3)):
             good = prompt.startswith(f"Use the {kind}")
             rows.append({"query": f"{kind} question {i} about {kind}s and number {i}", "prompt": prompt,
-                         "correct": str((good != (rng.random() < 0.1))).lower(), "propensity": 0.5,
+                         "correct": str(good != (rng.random() < 0.1)).lower(), "propensity": 0.5,
                          "llm": "toy-llm"})
     pd.DataFrame(rows).to_csv(path, index=False)
     return len(rows)

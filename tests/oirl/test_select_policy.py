@@ -5,15 +5,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import pytest
 from toy_logs import FAST, fruit_logs
 
 from oirl.embed import HashingBagOfWordsEmbedder
 from oirl.reward import fit_reward_model
 from oirl.select import SelectionPolicy, best_of_n, calibrate_margin, calibrate_policy, select_prompts
-
 
 C3 = ["prompt a", "prompt b", "prompt c"]
 
