@@ -95,17 +95,17 @@ def test_import_real_benchmark_exact_count_and_idempotent(cli_db, mirror_dir):
     assert first.exit_code == 0, first.output
     assert cli_db() == 288_838
     second = invoke("data", "import-benchmark")
-    assert second.exit_code == 0 and "added 0 outcomes" in second.output
+    assert second.exit_code == 0 and "added 0 observations" in second.output
     assert cli_db() == 288_838
     stats = invoke("data", "stats")
-    assert "svamp / llama-2-7b-chat / train: 90,000 rows" in stats.output
-    assert "gsm8k / llama-2-7b-chat / test: 16,000 rows" in stats.output
+    assert "svamp / llama-2-7b-chat / train: 90,000 observations" in stats.output
+    assert "gsm8k / llama-2-7b-chat / test: 16,000 observations" in stats.output
 
 
 @pytest.mark.realdata
 def test_corrupt_mirror_file_fails_clearly_and_leaves_database_unchanged(cli_db, mirror_dir, tmp_path):
     (tmp_path / "logs.csv").write_text(GOOD_CSV)
-    assert invoke("data", "import", str(tmp_path / "logs.csv")).exit_code == 0
+    assert invoke("data", "import", str(tmp_path / "logs.csv"), "--task", "t").exit_code == 0
     mirror = tmp_path / "mirror"
     shutil.copytree(mirror_dir, mirror)
     victim = "prompt-oirl/llama_exps/llama2_chat_logs/mawps/llama_mawps_corr_CoT.txt"
