@@ -33,6 +33,7 @@ from rlhf.runtime import (
     merged,
     micro_batches,
     optimizer_step,
+    shard,
     unwrap,
 )
 from rlhf.utils import JsonlLogger
@@ -255,7 +256,7 @@ def train_reward_model(model: RewardModel, train: list[PreferencePair], test: li
         for batch in _batches(train, cfg.batch_size, rng):
             t0 = time.perf_counter()
             ddp.train()  # dropout is off; train mode only switches gradient checkpointing on
-            parts = []
+            parts, batch = [], shard(batch, acc)
             for idx in micro_batches(torch.arange(len(batch)), min(cfg.gradient_accumulation_steps, len(batch))):
                 micro = [batch[i] for i in idx.tolist()]
                 loss, part = pair_loss(ddp, micro, cfg.max_length, cfg.imitation_coef)

@@ -117,6 +117,13 @@ def micro_batches(idx: torch.Tensor, n: int) -> list[torch.Tensor]:
     return list(idx.tensor_split(n))
 
 
+def shard(items: list, acc: Accelerator) -> list:
+    """This process's share of a global batch (all of it with one process): DDP averages the gradients."""
+    if len(items) < acc.num_processes:
+        raise ValueError(f"a batch of {len(items)} cannot be shared by {acc.num_processes} processes")
+    return items[acc.process_index:: acc.num_processes]
+
+
 def optimizer_step(acc: Accelerator, opt, sched, max_grad_norm: float) -> float:
     """Clip (if > 0), step, schedule, zero. Returns the pre-clip gradient norm (nan when not clipping)."""
     norm = math.nan
