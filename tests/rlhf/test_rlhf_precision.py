@@ -59,9 +59,10 @@ def test_ppo_on_bf16_checkpoints_with_bf16_autocast(bf16_llama_dir, bf16_rm_dir,
     cfg = PPOConfig(policy=str(bf16_llama_dir), reward_model=str(bf16_rm_dir), prompts=str(prompts_file),
                     output_dir=str(tmp_path / "ppo"), total_updates=2, batch_size=4, mini_batch_size=2, ppo_epochs=1,
                     max_new_tokens=4, mixed_precision="bf16", gradient_accumulation_steps=2, warmup_steps=3,
-                    lr_schedule="cosine")
+                    lr_schedule="cosine", gradient_checkpointing=True)
     trainer = build_ppo(cfg, progress=False)
     assert trainer.ref.dtype == torch.bfloat16  # frozen: loaded in the autocast dtype
+    assert trainer.policy.is_gradient_checkpointing and trainer.value_model.model.is_gradient_checkpointing
     history = trainer.train()
     assert len(history) == 2 and all(torch.isfinite(torch.tensor(h["loss/policy"])) for h in history)
     assert history[0]["lr"] < cfg.lr  # still warming up after the first update's 2 optimiser steps
