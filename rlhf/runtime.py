@@ -118,9 +118,12 @@ def micro_batches(idx: torch.Tensor, n: int) -> list[torch.Tensor]:
 
 
 def shard(items: list, acc: Accelerator) -> list:
-    """This process's share of a global batch (all of it with one process): DDP averages the gradients."""
-    if len(items) < acc.num_processes:
-        raise ValueError(f"a batch of {len(items)} cannot be shared by {acc.num_processes} processes")
+    """This process's share of a global batch (all of it with one process): DDP averages the gradients.
+    A tail batch smaller than the number of processes repeats items, so that every rank has work."""
+    if not items:
+        raise ValueError("empty batch")
+    while len(items) < acc.num_processes:
+        items = items + items[: acc.num_processes - len(items)]
     return items[acc.process_index:: acc.num_processes]
 
 
