@@ -93,7 +93,10 @@ def enable_checkpointing(model) -> None:
     if not getattr(inner, "supports_gradient_checkpointing", False):
         raise ValueError(f"{type(inner).__name__} does not support gradient checkpointing")
     # non-reentrant: works when the inputs need no grad (frozen embeddings under LoRA)
-    inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(inner, "activation_checkpointing_enable"):  # transformers >= 5.x's name
+        inner.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     inner.config.use_cache = False
 
 
