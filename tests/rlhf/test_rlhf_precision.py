@@ -84,7 +84,7 @@ def test_ppo_with_lora_keeps_one_base_copy_and_trains_only_adapters(bf16_llama_d
                                                                     tmp_path):
     cfg = PPOConfig(policy=str(bf16_llama_dir), reward_model=str(bf16_rm_dir), prompts=str(prompts_file),
                     output_dir=str(tmp_path / "ppo"), total_updates=2, batch_size=4, mini_batch_size=4, ppo_epochs=2,
-                    max_new_tokens=4, lora_r=4, lr=1e-2, mixed_precision="bf16")
+                    max_new_tokens=4, lora_r=4, lr=1e-2, mixed_precision="bf16", gradient_checkpointing=True)
     trainer = build_ppo(cfg, progress=False)
     assert trainer.ref is None and is_peft(trainer.policy)  # the reference is the policy with adapters off
     base = {n: p for n, p in snapshot(trainer.policy).items() if "lora_" not in n}
