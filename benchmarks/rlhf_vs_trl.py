@@ -6,7 +6,8 @@ so the LM head has a realistic 30k-way softmax), one tiny GPT-2 sequence-classif
 minibatch, epochs, prompt and response lengths, temperature, learning rate and seed.
 
 - PPO: ours vs `trl.experimental.ppo.PPOTrainer` of TRL 1.12.0 (the last TRL with PPO).
-- Reward model: ours vs `trl.RewardTrainer` of the current TRL (--trl-rm-version).
+- Reward model, DPO, GRPO: ours vs `trl.RewardTrainer`, `trl.DPOTrainer`, `trl.GRPOTrainer` of the current TRL
+  (--trl-rm-version). `--modes` picks which; results of modes not run are kept from an existing --out file.
 
 TRL is never a project dependency: each version is installed into its own venv under
 benchmarks/rlhf/.venv-trl-<version> (gitignored), CPU torch first so pip does not fetch CUDA wheels.
@@ -82,7 +83,10 @@ def build_assets(out: Path, args) -> None:
             "ppo": {"batch_size": 16, "mini_batch_size": 4, "ppo_epochs": 4, "max_prompt_length": 32,
                     "max_new_tokens": 24, "temperature": 0.7, "kl_coef": 0.05, "missing_eos_penalty": 1.0,
                     "cliprange": 0.2, "cliprange_value": 0.2, "vf_coef": 0.1, "gamma": 1.0, "lam": 0.95},
-            "rm": {"batch_size": 8, "max_length": 128}}
+            "rm": {"batch_size": 8, "max_length": 128},
+            "dpo": {"batch_size": 8, "beta": 0.1, "max_prompt_length": 32, "max_response_length": 96},
+            "grpo": {"prompts_per_update": 4, "group_size": 4, "max_prompt_length": 32, "max_new_tokens": 24,
+                     "temperature": 0.7, "beta": 0.04}}
     (out / "spec.json").write_text(json.dumps(spec))
 
 
@@ -111,6 +115,9 @@ def main() -> None:
     ap.add_argument("--rm-updates", type=int, default=40)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2, help="alternating runs per side; the fastest is reported")
+    ap.add_argument("--dpo-updates", type=int, default=20)
+    ap.add_argument("--grpo-updates", type=int, default=8)
+    ap.add_argument("--modes", default="ppo,rm,dpo,grpo")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--layers", type=int, default=2)
     args = ap.parse_args()
@@ -126,8 +133,13 @@ def main() -> None:
                      "note": "each side's fastest of --repeats alternating runs; s/update excludes the first "
                              "(warm-up) update; train_peak_mb = RSS growth during training over the RSS just "
                              "before it; process_peak_rss_mb includes imports"}
-    for mode, version, updates in (("ppo", args.trl_ppo_version, args.ppo_updates),
-                                   ("rm", args.trl_rm_version, args.rm_updates)):
+    out = Path(args.out)
+    if out.is_file():  # keep what an earlier run measured for the modes not run now
+        results = {**json.loads(out.read_text()), **results}
+    names = {"ppo": "ppo", "rm": "reward_model", "dpo": "dpo", "grpo": "grpo"}
+    plan = [("ppo", args.trl_ppo_version, args.ppo_updates), ("rm", args.trl_rm_version, args.rm_updates),
+            ("dpo", args.trl_rm_version, args.dpo_updates), ("grpo", args.trl_rm_version, args.grpo_updates)]
+    for mode, version, updates in [p for p in plan if p[0] in args.modes.split(",")]:
         try:
             trl_python = ensure_venv(version)
         except subprocess.CalledProcessError as e:
@@ -149,9 +161,8 @@ def main() -> None:
                 ours["train_peak_mb"] / max(trl["train_peak_mb"], 1e-9), 2)
             entry["process_peak_ratio_ours_over_trl"] = round(
                 ours["process_peak_rss_mb"] / trl["process_peak_rss_mb"], 2)
-        results["ppo" if mode == "ppo" else "reward_model"] = entry
+        results[names[mode]] = entry
         print(json.dumps({mode: entry}, indent=1), flush=True)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
     print(f"wrote {out}")

@@ -288,3 +288,7 @@ class GRPOConfig(PolicyConfig):
     """divide each group's centred scores by the group's std (off = Dr. GRPO's unscaled advantages)"""
     missing_eos_penalty: float = 1.0
     """subtracted from the score of responses that never emit EOS"""
+    save_every: int = 0
+    """checkpoint every this many updates (0 = only at the end)"""
+    resume: bool = False
+    """continue from output_dir/checkpoint when it exists"""

@@ -35,6 +35,7 @@ from rlhf.runtime import (
     micro_batches,
     optimizer_step,
     save_policy,
+    shard,
 )
 from rlhf.utils import JsonlLogger
 
@@ -122,7 +123,7 @@ class DPOTrainer:
                 t0 = time.perf_counter()
                 batch = [self.train_pairs[j] for j in order[start: start + cfg.batch_size]]
                 self.policy.train()  # dropout is off; train() switches gradient checkpointing on
-                parts = []
+                parts, batch = [], shard(batch, acc)
                 for idx in micro_batches(torch.arange(len(batch)), min(cfg.gradient_accumulation_steps, len(batch))):
                     micro = [batch[i] for i in idx.tolist()]
                     ref_c, ref_r = self.ref_logps(micro)

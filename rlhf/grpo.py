@@ -26,11 +26,13 @@ from rlhf.runtime import (
     adapters_off,
     add_lora,
     enable_checkpointing,
+    load_trainable_state,
     make_accelerator,
     make_optimizer,
     micro_batches,
     optimizer_step,
     save_policy,
+    trainable_state,
 )
 from rlhf.utils import JsonlLogger, seed_everything
 
@@ -88,6 +90,8 @@ class GRPOTrainer:
         self.update_idx = 0
         self.out = Path(cfg.output_dir)
         self.logger = JsonlLogger(self.out / "metrics.jsonl" if acc.is_main_process else None)
+        if cfg.resume and (self.out / "checkpoint").is_dir():
+            self.load_checkpoint(self.out / "checkpoint")
 
     def next_prompts(self) -> list[str]:
         g = self.generator
@@ -156,16 +160,39 @@ class GRPOTrainer:
 
     def train(self) -> list[dict]:
         history = []
-        bar = tqdm(total=self.cfg.total_updates, desc="grpo", disable=not self.progress or not self.acc.is_main_process)
+        bar = tqdm(total=self.cfg.total_updates, initial=self.update_idx, desc="grpo",
+                   disable=not self.progress or not self.acc.is_main_process)
         while self.update_idx < self.cfg.total_updates:
             s = self.step()
             history.append(s)
             bar.update(1)
             bar.set_postfix(score=f"{s['objective/scores']:.3f}", kl=f"{s['objective/kl']:.2f}")
+            if self.cfg.save_every and self.update_idx % self.cfg.save_every == 0:
+                self.save_checkpoint(self.out / "checkpoint")
         bar.close()
+        self.save_checkpoint(self.out / "checkpoint")
         if self.acc.is_main_process:
             save_policy(self.policy, self.tok, self.out / "policy")
         return history
+
+    def save_checkpoint(self, path: Path) -> None:
+        """Trained parameters (all, or the LoRA adapters), optimiser, schedule and RNG, written atomically."""
+        if not self.acc.is_main_process:
+            return
+        path.mkdir(parents=True, exist_ok=True)
+        state = {"policy": trainable_state(self.policy), "optimizer": self.opt.state_dict(),
+                 "scheduler": self.sched.state_dict(), "generator": self.generator.get_state(),
+                 "update": self.update_idx}
+        torch.save(state, path / "state.pt.tmp")
+        (path / "state.pt.tmp").replace(path / "state.pt")
+
+    def load_checkpoint(self, path: Path) -> None:
+        state = torch.load(path / "state.pt", weights_only=False)
+        load_trainable_state(self.policy, state["policy"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        self.update_idx = state["update"]
 
 
 def build_trainer(cfg: GRPOConfig, progress: bool = True) -> GRPOTrainer:

@@ -33,6 +33,7 @@ from rlhf.runtime import (
     merged,
     micro_batches,
     optimizer_step,
+    shard,
     unwrap,
 )
 from rlhf.utils import JsonlLogger
@@ -138,26 +139,46 @@ class RewardModel(nn.Module):
         return self(input_ids, attention_mask, per_token=True)
 
     def encode(self, prompts: list[str], responses: list[str], max_length: int | None = None):
-        """[start] + prompt + response + [end], right-padded, on the model's device. Too long (default: the
-        model's own `max_length`): the prompt loses its oldest tokens first (the response is what is judged),
-        then the response its tail. Also returns where each response starts, for the imitation loss."""
-        tok, max_length = self.tokenizer, max_length or self.max_length
-        start = [tok.bos_token_id] if tok.bos_token_id is not None else []
-        end = tok.eos_token_id
-        rows, starts = [], []
-        for p, r in zip(prompts, responses, strict=True):
-            p_ids = tok(p, add_special_tokens=False)["input_ids"]
-            r_ids = tok(r, add_special_tokens=False)["input_ids"][: max_length - len(start) - 1]
-            room = max_length - len(start) - len(r_ids) - 1
-            p_ids = p_ids[len(p_ids) - room:] if room > 0 else []
-            rows.append(start + p_ids + r_ids + [end])
-            starts.append(len(start) + len(p_ids))
+        """Right-padded ids and mask on the model's device, and where each response starts (for the imitation
+        loss). Each row is the tokenizer's chat template over (user: prompt, assistant: response) when it has
+        one, else [start] + prompt + response + [end]. Too long (default: the model's own `max_length`): the
+        prompt loses its oldest tokens first (the response is what is judged), then the response its tail."""
+        max_length = max_length or self.max_length
+        rows, starts = zip(*(self._row(p, r, max_length) for p, r in zip(prompts, responses, strict=True)),
+                           strict=True)
         width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for i, r in enumerate(rows):
             ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), 1
         return ids.to(self.device), mask.to(self.device), torch.tensor(starts, device=self.device)
+
+    def _row(self, prompt: str, response: str, max_length: int) -> tuple[list[int], int]:
+        tok = self.tokenizer
+        chat = bool(getattr(tok, "chat_template", None))
+        if chat:
+            overhead = len(self._chat("", "")[0])  # tokens the template puts around the two turns
+        else:
+            overhead = 1 + (tok.bos_token_id is not None)  # [start] ... [end]
+        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        r_ids = tok(response, add_special_tokens=False)["input_ids"][: max(max_length - overhead, 1)]
+        room = max_length - overhead - len(r_ids)
+        p_ids = p_ids[len(p_ids) - room:] if room > 0 else []
+        if chat:
+            ids, start = self._chat(tok.decode(p_ids), tok.decode(r_ids))
+            cut = max(len(ids) - max_length, 0)  # re-tokenising can shift a few tokens: cut the oldest
+            return ids[cut:], max(start - cut, 0)
+        bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+        return bos + p_ids + r_ids + [tok.eos_token_id], len(bos) + len(p_ids)
+
+    def _chat(self, prompt: str, response: str) -> tuple[list[int], int]:
+        """The conversation's ids under the chat template, and the length of its part before the response."""
+        tok = self.tokenizer
+        user = [{"role": "user", "content": prompt}]
+        head = tok.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
+        full = tok.apply_chat_template(user + [{"role": "assistant", "content": response}], tokenize=False)
+        ids = tok(full, add_special_tokens=False)["input_ids"]
+        return ids, len(tok(head, add_special_tokens=False)["input_ids"])
 
     @torch.no_grad()
     def score_texts(self, prompts: list[str], responses: list[str], batch_size: int = 32,
@@ -255,7 +276,7 @@ def train_reward_model(model: RewardModel, train: list[PreferencePair], test: li
         for batch in _batches(train, cfg.batch_size, rng):
             t0 = time.perf_counter()
             ddp.train()  # dropout is off; train mode only switches gradient checkpointing on
-            parts = []
+            parts, batch = [], shard(batch, acc)
             for idx in micro_batches(torch.arange(len(batch)), min(cfg.gradient_accumulation_steps, len(batch))):
                 micro = [batch[i] for i in idx.tolist()]
                 loss, part = pair_loss(ddp, micro, cfg.max_length, cfg.imitation_coef)

@@ -93,7 +93,10 @@ def enable_checkpointing(model) -> None:
     if not getattr(inner, "supports_gradient_checkpointing", False):
         raise ValueError(f"{type(inner).__name__} does not support gradient checkpointing")
     # non-reentrant: works when the inputs need no grad (frozen embeddings under LoRA)
-    inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(inner, "activation_checkpointing_enable"):  # transformers >= 5.x's name
+        inner.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     inner.config.use_cache = False
 
 
@@ -115,6 +118,16 @@ def micro_batches(idx: torch.Tensor, n: int) -> list[torch.Tensor]:
     if n > len(idx):
         raise ValueError(f"gradient_accumulation_steps {n} exceeds the {len(idx)} examples of an optimiser step")
     return list(idx.tensor_split(n))
+
+
+def shard(items: list, acc: Accelerator) -> list:
+    """This process's share of a global batch (all of it with one process): DDP averages the gradients.
+    A tail batch smaller than the number of processes repeats items, so that every rank has work."""
+    if not items:
+        raise ValueError("empty batch")
+    while len(items) < acc.num_processes:
+        items = items + items[: acc.num_processes - len(items)]
+    return items[acc.process_index:: acc.num_processes]
 
 
 def optimizer_step(acc: Accelerator, opt, sched, max_grad_norm: float) -> float:

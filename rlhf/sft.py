@@ -27,6 +27,7 @@ from rlhf.runtime import (
     micro_batches,
     optimizer_step,
     save_policy,
+    shard,
 )
 from rlhf.utils import JsonlLogger
 
@@ -81,7 +82,7 @@ class SFTTrainer:
                 t0 = time.perf_counter()
                 batch = [self.train_set[j] for j in order[start: start + cfg.batch_size]]
                 self.policy.train()  # dropout is off; train() switches gradient checkpointing on
-                loss_sum = 0.0
+                loss_sum, batch = 0.0, shard(batch, acc)
                 for idx in micro_batches(torch.arange(len(batch)), min(cfg.gradient_accumulation_steps, len(batch))):
                     loss = self.nll([batch[i] for i in idx.tolist()])
                     acc.backward(loss * len(idx) / len(batch))

@@ -1,6 +1,6 @@
-"""Runs in the project venv: our PPO or reward-model training on the shared assets (see rlhf_vs_trl.py).
+"""Runs in the project venv: our PPO, reward-model, DPO or GRPO training on the shared assets (see rlhf_vs_trl.py).
 
-Usage: python ours_worker.py {ppo|rm} <assets dir> <updates> <threads>; prints one JSON line.
+Usage: python ours_worker.py {ppo|rm|dpo|grpo} <assets dir> <updates> <threads>; prints one JSON line.
 """
 
 from __future__ import annotations
@@ -35,6 +35,34 @@ def main() -> None:
         rm = RewardModel.from_pretrained(assets / "reward").eval().requires_grad_(False)
         value = RewardModel.from_pretrained(assets / "reward")  # value model initialised from the RM, as TRL does
         trainer = PPOTrainer(cfg, policy, tok, value, rm.score_texts, spec["prompts"], ref, progress=False)
+        with PeakRSS() as mem:
+            history = trainer.train()
+    elif mode in ("dpo", "grpo"):
+        from rlhf.config import DPOConfig, GRPOConfig
+        from rlhf.dpo import DPOTrainer
+        from rlhf.grpo import GRPOTrainer
+        from rlhf.modeling import load_causal_lm
+
+        policy, tok = load_causal_lm(assets / "policy")
+        ref, _ = load_causal_lm(assets / "policy", tok)
+        out = tempfile.mkdtemp()
+        if mode == "dpo":
+            d = spec["dpo"]
+            pairs = [PreferencePair(x["prompt"], x["chosen"], x["rejected"]) for x in spec["pairs"]]
+            pairs = (pairs * (updates * d["batch_size"] // len(pairs) + 1))[: updates * d["batch_size"]]
+            cfg = DPOConfig(output_dir=out, lr=spec["lr"], seed=spec["seed"], batch_size=d["batch_size"],
+                            beta=d["beta"], max_prompt_length=d["max_prompt_length"],
+                            max_response_length=d["max_response_length"])
+            trainer = DPOTrainer(cfg, policy, tok, pairs, [], ref, progress=False)
+        else:
+            g = spec["grpo"]
+            rm = RewardModel.from_pretrained(assets / "reward").eval().requires_grad_(False)
+            cfg = GRPOConfig(output_dir=out, lr=spec["lr"], seed=spec["seed"], total_updates=updates,
+                             batch_size=g["prompts_per_update"], group_size=g["group_size"],
+                             mini_batch_size=g["prompts_per_update"] * g["group_size"], grpo_epochs=1,
+                             max_prompt_length=g["max_prompt_length"], max_new_tokens=g["max_new_tokens"],
+                             temperature=g["temperature"], kl_coef=g["beta"], missing_eos_penalty=0.0)
+            trainer = GRPOTrainer(cfg, policy, tok, rm.score_texts, spec["prompts"], ref, progress=False)
         with PeakRSS() as mem:
             history = trainer.train()
     else:

@@ -1,6 +1,7 @@
-"""Runs inside a TRL virtual environment: TRL's PPOTrainer (1.12.0) or RewardTrainer on the shared assets.
+"""Runs inside a TRL virtual environment: TRL's PPOTrainer (1.12.0), RewardTrainer, DPOTrainer or GRPOTrainer
+on the shared assets.
 
-Usage (from rlhf_vs_trl.py): python trl_worker.py {ppo|rm} <assets dir> <updates> <threads>
+Usage (from rlhf_vs_trl.py): python trl_worker.py {ppo|rm|dpo|grpo} <assets dir> <updates> <threads>
 Prints one JSON line: seconds per update and peak memory. Uses only TRL's public API.
 """
 
@@ -64,6 +65,31 @@ def main() -> None:
         value = AutoModelForSequenceClassification.from_pretrained(str(assets / "reward"), num_labels=1)
         trainer = PPOTrainer(args=args, processing_class=tok, model=policy, ref_model=ref, reward_model=reward,
                              value_model=value, train_dataset=ds, callbacks=[clock])
+    elif mode == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        d = spec["dpo"]
+        ds = Dataset.from_list(spec["pairs"])
+        args = DPOConfig(**common, per_device_train_batch_size=d["batch_size"], max_steps=updates, beta=d["beta"],
+                         loss_type="sigmoid", max_length=d["max_prompt_length"] + d["max_response_length"],
+                         disable_dropout=True)
+        model = AutoModelForCausalLM.from_pretrained(str(assets / "policy"))
+        ref = AutoModelForCausalLM.from_pretrained(str(assets / "policy"))
+        trainer = DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=ds, processing_class=tok,
+                             callbacks=[clock])
+    elif mode == "grpo":
+        from trl import GRPOConfig, GRPOTrainer
+
+        g = spec["grpo"]
+        n = g["prompts_per_update"] * g["group_size"]
+        ds = Dataset.from_dict({"prompt": spec["prompts"]})
+        args = GRPOConfig(**common, per_device_train_batch_size=n, generation_batch_size=n,
+                          num_generations=g["group_size"], max_completion_length=g["max_new_tokens"],
+                          temperature=g["temperature"], top_p=1.0, top_k=0, beta=g["beta"], num_iterations=1,
+                          max_steps=updates, disable_dropout=True)
+        reward = AutoModelForSequenceClassification.from_pretrained(str(assets / "reward"), num_labels=1)
+        trainer = GRPOTrainer(model=str(assets / "policy"), reward_funcs=reward, args=args, train_dataset=ds,
+                              processing_class=tok, reward_processing_classes=tok, callbacks=[clock])
     else:
         from trl import RewardConfig, RewardTrainer
 

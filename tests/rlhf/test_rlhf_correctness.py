@@ -124,3 +124,13 @@ def test_prompts_use_the_chat_template_when_the_tokenizer_has_one(tok):
     q, _ = encode_queries(tok, ["ab", "abcdefgh"], 3)
     assert tok.decode(q[0][q[0] != tok.pad_token_id]) == "habhg"
     assert tok.decode(q[1]) == "hfghhg"  # the prompt is cut to its last 3 tokens, the template kept whole
+
+
+def test_reward_model_scores_the_conversation_in_its_chat_template(tok):
+    tok.chat_template = ("{% for m in messages %}{% if m['role'] == 'user' %}h{% else %}g{% endif %}"
+                         "{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}g{% endif %}")
+    rm = RewardModel(tiny_causal_lm(tok, seed=0).base_model, tok, max_length=5)
+    ids, mask, starts = rm.encode(["ab"], ["cd"], max_length=16)
+    assert tok.decode(ids[0]) == "habgcd" and starts.tolist() == [4]
+    ids, _, starts = rm.encode(["abcdef"], ["cd"])  # its own max length: the prompt keeps its last token
+    assert tok.decode(ids[0]) == "hfgcd" and starts.tolist() == [3]

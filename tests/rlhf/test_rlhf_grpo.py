@@ -46,3 +46,18 @@ def test_grpo_raises_synthetic_reward_with_bounded_kl(tok, tmp_path):
 
 def test_every_config_field_is_documented():
     assert undocumented_fields(GRPOConfig) == []
+
+
+def test_resume_continues_exactly(tok, tmp_path):
+    def trainer(out, updates, resume=False):
+        cfg = GRPOConfig(output_dir=str(out), total_updates=updates, batch_size=2, group_size=2, mini_batch_size=4,
+                         max_new_tokens=4, lr=3e-3, resume=resume)
+        return GRPOTrainer(cfg, tiny_causal_lm(tok, seed=0), tok, a_fraction, PROMPTS, progress=False)
+
+    straight = trainer(tmp_path / "a", 4).train()
+    trainer(tmp_path / "b", 2).train()
+    tail = trainer(tmp_path / "b", 4, resume=True).train()
+    assert [h["update"] for h in tail] == [3, 4]
+    for a, b in zip(straight[2:], tail, strict=True):
+        for key in ("objective/scores", "objective/kl", "loss/policy"):
+            assert a[key] == pytest.approx(b[key], abs=1e-6), key

@@ -59,9 +59,11 @@ def test_ppo_on_bf16_checkpoints_with_bf16_autocast(bf16_llama_dir, bf16_rm_dir,
     cfg = PPOConfig(policy=str(bf16_llama_dir), reward_model=str(bf16_rm_dir), prompts=str(prompts_file),
                     output_dir=str(tmp_path / "ppo"), total_updates=2, batch_size=4, mini_batch_size=2, ppo_epochs=1,
                     max_new_tokens=4, mixed_precision="bf16", gradient_accumulation_steps=2, warmup_steps=3,
-                    lr_schedule="cosine")
+                    lr_schedule="cosine", gradient_checkpointing=True)
     trainer = build_ppo(cfg, progress=False)
     assert trainer.ref.dtype == torch.bfloat16  # frozen: loaded in the autocast dtype
+    assert all(any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+               for model in (trainer.policy, trainer.value_model))
     history = trainer.train()
     assert len(history) == 2 and all(torch.isfinite(torch.tensor(h["loss/policy"])) for h in history)
     assert history[0]["lr"] < cfg.lr  # still warming up after the first update's 2 optimiser steps
@@ -82,7 +84,7 @@ def test_ppo_with_lora_keeps_one_base_copy_and_trains_only_adapters(bf16_llama_d
                                                                     tmp_path):
     cfg = PPOConfig(policy=str(bf16_llama_dir), reward_model=str(bf16_rm_dir), prompts=str(prompts_file),
                     output_dir=str(tmp_path / "ppo"), total_updates=2, batch_size=4, mini_batch_size=4, ppo_epochs=2,
-                    max_new_tokens=4, lora_r=4, lr=1e-2, mixed_precision="bf16")
+                    max_new_tokens=4, lora_r=4, lr=1e-2, mixed_precision="bf16", gradient_checkpointing=True)
     trainer = build_ppo(cfg, progress=False)
     assert trainer.ref is None and is_peft(trainer.policy)  # the reference is the policy with adapters off
     base = {n: p for n, p in snapshot(trainer.policy).items() if "lora_" not in n}
@@ -99,3 +101,23 @@ def test_ppo_with_lora_keeps_one_base_copy_and_trains_only_adapters(bf16_llama_d
     original, _ = load_causal_lm(bf16_llama_dir)
     q_proj = [m.model.layers[0].self_attn.q_proj.weight for m in (merged, original)]
     assert not torch.equal(*q_proj)
+
+
+def test_reward_model_with_lora_trains_adapters_and_head_and_saves_merged(tok, tmp_path):
+    from rlhf.modeling import tiny_causal_lm
+
+    rm = RewardModel(tiny_causal_lm(tok, arch="llama", seed=0).base_model, tok)
+    base = {n: p.detach().clone() for n, p in rm.model.named_parameters()}
+    cfg = RewardConfig(epochs=2, batch_size=8, lr=1e-2, max_length=16, lora_r=4)
+    train_reward_model(rm, a_rich_pairs(32, 0), [], cfg, progress=False)
+    assert is_peft(rm.model)
+    frozen = {n.replace(".base_layer", ""): p for n, p in rm.core.named_parameters() if "lora_" not in n}
+    assert frozen.keys() == base.keys() and all(torch.equal(base[n], p) for n, p in frozen.items())
+    scores = rm.score_texts(["ab", "cd"], ["aaa", "bbb"])
+    rm.save_pretrained(tmp_path / "rm")  # adapters merged into a plain backbone
+    loaded = RewardModel.from_pretrained(tmp_path / "rm")
+    assert not is_peft(loaded.model)
+    assert torch.allclose(loaded.score_texts(["ab", "cd"], ["aaa", "bbb"]), scores, atol=1e-4)
+    assert not torch.allclose(loaded.score_texts(["ab"], ["aaa"]),
+                              RewardModel(tiny_causal_lm(tok, arch="llama", seed=0).base_model, tok,
+                                          rm.head).score_texts(["ab"], ["aaa"]), atol=1e-4)  # the merge moved it

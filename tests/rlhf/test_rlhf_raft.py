@@ -41,3 +41,20 @@ def test_keeps_one_per_prompt_or_the_top_fraction(tok, tmp_path):
 
 def test_every_config_field_is_documented():
     assert undocumented_fields(RAFTConfig) == []
+
+
+def test_resume_continues_exactly(tok, tmp_path):
+    def trainer(out, iterations, resume=False):
+        cfg = RAFTConfig(output_dir=str(out), iterations=iterations, batch_size=4, k=2, max_new_tokens=4, lr=3e-3,
+                         mini_batch_size=4, resume=resume, warmup_steps=3)  # warm-up spans the resume
+        return RAFTTrainer(cfg, tiny_causal_lm(tok, seed=0), tok, a_fraction, PROMPTS, progress=False)
+
+    straight = trainer(tmp_path / "a", 4).train()
+    trainer(tmp_path / "b", 2).train()
+    resumed = trainer(tmp_path / "b", 4, resume=True)
+    assert resumed.iteration == 2
+    tail = resumed.train()
+    assert [h["update"] for h in tail] == [3, 4]
+    for a, b in zip(straight[2:], tail, strict=True):
+        for key in ("objective/scores", "objective/kl", "loss/sft", "lr"):
+            assert a[key] == pytest.approx(b[key], abs=1e-6), key
