@@ -21,7 +21,7 @@ from oirl.settings import Settings
 from oirl.store import jobs_repo, tasks_repo
 from oirl.store.engine import make_engine, make_session_factory
 from oirl.store.models import Prompt
-from oirl.tasks import resolve_task
+from oirl.tasks import choose_task, resolve_task
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +145,8 @@ class Service:
             log.warning("champion not loaded at startup: %s", exc)
         self.watcher.start()
 
-    def _load(self, registry: ModelRegistry, version: int) -> LoadedModel:
-        loaded = load_version(registry, version)
+    def _load(self, registry: ModelRegistry, version: int, task: str | None = None) -> LoadedModel:
+        loaded = load_version(registry, version, task)
         ours = self.embedder.identity.revision
         if loaded.info.embedder_revision != ours:
             raise EmbedderMismatch(f"v{version} was trained on embedder {loaded.info.embedder}@"
@@ -174,8 +174,16 @@ class Service:
 
     # --------------------------------------------------------------- jobs
     def resolve_task(self, name: str | None) -> str:
-        """Raises ``oirl.tasks.TaskError`` (a 4xx at the edge)."""
+        """Raises ``oirl.tasks.TaskError`` (a 4xx at the edge). Reads the store: for write paths."""
         return resolve_task(self.factory, name, self.settings.default_task)
+
+    def serving_task(self, name: str | None) -> TaskView:
+        """The task a selection means, from the cached catalog (no store round trip per request)."""
+        names = self.catalog.names()
+        if name is not None and name not in names:
+            self.catalog.refresh(force=True)  # maybe created by another worker a moment ago
+            names = self.catalog.names()
+        return self.catalog.task(choose_task(names, name, self.settings.default_task))
 
     def submit_retrain(self, params: RetrainParams) -> str:
         params = RetrainParams(**{**asdict(params), "task": self.resolve_task(params.task)})

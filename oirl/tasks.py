@@ -16,6 +16,11 @@ def resolve_task(factory, name: str | None, default: str | None = None) -> str:
     """The task name to use: ``name``, else ``default`` (settings), else the store's only task."""
     with factory() as s:
         names = tasks_repo.task_names(s)
+    return choose_task(names, name, default)
+
+
+def choose_task(names: list[str], name: str | None, default: str | None = None) -> str:
+    """``resolve_task`` over a known list of task names (the service's cached catalog)."""
     chosen = name or default
     if chosen is None:
         if len(names) == 1:

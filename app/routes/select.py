@@ -34,7 +34,7 @@ def check_query(service: Service, query: str, where: str = "query") -> None:
 
 def resolve_task(service: Service, name: str | None) -> TaskView:
     try:
-        task = service.catalog.task(service.resolve_task(name))
+        task = service.serving_task(name)
     except TaskError as exc:
         raise ProblemError(404 if name else 422, str(exc)) from exc
     if task is None:  # deleted between the two reads

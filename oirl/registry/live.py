@@ -42,21 +42,24 @@ class LoadedModel:
         return self.bundle.policy
 
 
-def load_version(registry: ModelRegistry, version: int) -> LoadedModel:
-    """Verify the directory's checksum, then load the bundle (model, policy, task, prompts)."""
+def load_version(registry: ModelRegistry, version: int, task: str | None = None) -> LoadedModel:
+    """Verify the directory's checksum, then load the bundle (model, policy, task, prompts).
+
+    ``task``: the task it is loaded for; only consulted for a version made before tasks
+    existed (its row and artefact name none), which a migrated store keeps serving."""
     from oirl.registry.bundle import load_bundle
 
     info = registry.get(version)
     path = Path(info.artefact_path)
     artefacts.verify(path, info.artefact_sha256)
-    return LoadedModel(version=version, info=info, bundle=load_bundle(path, task_hint=info.task))
+    return LoadedModel(version=version, info=info, bundle=load_bundle(path, task_hint=info.task or task))
 
 
 class ChampionWatcher:
     """Keeps ``current(task)`` equal to each task's champion in the registry, within ``poll_seconds``."""
 
     def __init__(self, registry: ModelRegistry, poll_seconds: float = 1.0,
-                 loader: Callable[[ModelRegistry, int], LoadedModel] = load_version,
+                 loader: Callable[[ModelRegistry, int, str], LoadedModel] = load_version,
                  on_swap: Callable[[LoadedModel], None] | None = None, retry_failed_seconds: float = 30.0):
         self.registry = registry
         self.poll_seconds = poll_seconds
@@ -98,7 +101,7 @@ class ChampionWatcher:
         if failed and failed[0] == target and time.monotonic() - failed[1] < self.retry_failed_seconds:
             return False  # do not re-hash a broken directory every second; retry now and then
         try:
-            loaded = self.loader(self.registry, target)
+            loaded = self.loader(self.registry, target, task)
         except Exception as exc:  # keep serving the old champion whatever went wrong
             self._failed[task] = (target, time.monotonic())
             self.errors[task] = f"cannot load champion v{target} of task {task!r}: {exc}"

@@ -178,3 +178,15 @@ def test_watcher_hot_swaps_and_keeps_old_model_on_bad_version(registry, bundle):
     assert watcher.current("a").version == v2 and "v3" in watcher.last_error
     assert watcher.current("b").version == b1
     assert sorted(swaps) == sorted([v1, b1, v2])
+
+
+def test_a_version_saved_before_bundles_still_loads_for_its_task(model, tmp_path):
+    """Stores migrated from before tasks hold artefacts with the policy under `policy`."""
+    from oirl.registry import load_bundle
+
+    policy = {"default_prompt": "x", "default_train_accuracy": 0.5, "margin_threshold": 0.1, "validation": {}}
+    model.save(tmp_path / "legacy", extra={"policy": policy})
+    bundle = load_bundle(tmp_path / "legacy", task_hint="a")
+    assert bundle.task == "a" and bundle.policy.default_prompt == "x" and bundle.prompts == ["x"]
+    with pytest.raises(ArtefactError, match="without a selection policy"):
+        load_bundle(tmp_path / "legacy")
