@@ -55,27 +55,26 @@ def questions(settings) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def prepare_home(source, home: Path) -> str:
-    """A throwaway store with the source champion (as v1) and the 16 benchmark prompts."""
+def prepare_home(source, home: Path, task: str = "gsm8k") -> str:
+    """A throwaway store with the source task's champion (as v1) and its 16 benchmark prompts, all active."""
     from oirl.datasets.benchmark import PROMPTS
     from oirl.registry import ModelRegistry
-    from oirl.store.engine import make_engine, make_session_factory, transaction
-    from oirl.store.logs import upsert_prompts
+    from oirl.store.engine import make_engine, make_session_factory
     from oirl.store.migrate import upgrade
+    from oirl.tasks import TaskSpec, create_task
 
     src = ModelRegistry(make_session_factory(make_engine(source.resolved_database_url)),
                         source.resolved_artefact_dir)
-    champion = src.alias("champion")
+    champion = src.champions().get(task)
     if champion is None:
-        sys.exit(f"no champion in {source.resolved_database_url}: run `oirl serve --bootstrap` first")
+        sys.exit(f"no {task} champion in {source.resolved_database_url}: run `oirl serve --bootstrap` first")
     info = src.verify(champion)
     url = f"sqlite:///{home / 'oirl.db'}"
     upgrade(url)
     factory = make_session_factory(make_engine(url))
-    with transaction(factory) as s:
-        upsert_prompts(s, [p.text for p in PROMPTS], names={p.text: p.alias for p in PROMPTS})
+    create_task(factory, TaskSpec(name=task, prompts=[p.text for p in PROMPTS]))
     dst = ModelRegistry(factory, home / "models")
-    v = dst.register(Path(info.artefact_path), metrics=info.metrics, data_snapshot=info.data_snapshot)
+    v = dst.register(Path(info.artefact_path))
     dst.promote(v.id)
     return f"v{champion} of {source.resolved_database_url} ({info.backend}, {info.embedder})"
 

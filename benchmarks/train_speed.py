@@ -38,7 +38,7 @@ def paper_accuracy(model, logs, embedder) -> float:
     texts = logs.drop_duplicates("query_index").set_index("query_index").loc[split.test_queries, "query"]
     prompts = logs.drop_duplicates("prompt_index").set_index("prompt_index").loc[list(range(6)), "prompt"]
     scores = model.score(embedder.encode(texts.tolist()), embedder.encode(prompts.tolist()))
-    return float(chosen_outcomes(outcomes, best_of_n(scores).choice).mean())
+    return float(chosen_outcomes(outcomes, best_of_n(scores, prompts.tolist()).choice).mean())
 
 
 def main() -> None:
