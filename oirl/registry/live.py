@@ -127,12 +127,18 @@ class ChampionWatcher:
                 log.warning(self.poll_error)
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="champion-watcher", daemon=True)
-            self._thread.start()
+        # start() runs on the service's startup thread, stop() on the lifespan's: the lock keeps
+        # stop() from seeing a thread object that is not started yet, and a stopped watcher
+        # from starting afterwards.
+        with self._lock:
+            if self._thread is None and not self._stop.is_set():
+                thread = threading.Thread(target=self._run, name="champion-watcher", daemon=True)
+                thread.start()
+                self._thread = thread
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        with self._lock:
+            self._stop.set()
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=5)

@@ -190,3 +190,20 @@ def test_a_version_saved_before_bundles_still_loads_for_its_task(model, tmp_path
     assert bundle.task == "a" and bundle.policy.default_prompt == "x" and bundle.prompts == ["x"]
     with pytest.raises(ArtefactError, match="without a selection policy"):
         load_bundle(tmp_path / "legacy")
+
+
+def test_watcher_start_and_stop_race_safely(registry):
+    """The service starts the watcher on its startup thread and may stop it at any moment."""
+    import threading
+
+    for _ in range(50):
+        watcher = ChampionWatcher(registry, poll_seconds=0.01)
+        starter = threading.Thread(target=watcher.start)
+        starter.start()
+        watcher.stop()  # never "cannot join thread before it is started"
+        starter.join()
+        assert watcher._thread is None or not watcher._thread.is_alive()
+    stopped = ChampionWatcher(registry)
+    stopped.stop()
+    stopped.start()  # a stopped watcher stays stopped
+    assert stopped._thread is None
