@@ -15,7 +15,7 @@ ifneq ($(MIRROR),)
 export OIRL_MIRROR_DIR ?= $(MIRROR)
 endif
 
-.PHONY: run test install lint bench bench-import bench-quality bench-train bench-embed bench-serve bench-rlhf clean
+.PHONY: run test install lint bench bench-agree bench-import bench-quality bench-train bench-embed bench-serve bench-rlhf clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,9 @@ bench-train: install
 
 bench-embed: install
 	$(BIN)/python benchmarks/embed_speed.py
+
+bench-agree: install
+	$(BIN)/python benchmarks/served_vs_evaluated.py --root $(OIRL_MIRROR_DIR) --task mawps
 
 bench-serve: install
 	$(BIN)/python benchmarks/serve.py
