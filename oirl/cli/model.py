@@ -138,6 +138,8 @@ def evaluate(task: TaskOpt = None, llm: LlmOpt = None,
              max_queries: MaxQueriesOpt = None, seed: SeedOpt = 0,
              json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")] = None,
              plot: Annotated[Path | None, typer.Option(help="Write the method-comparison chart (PNG) here.")] = None,
+             k_curve: Annotated[Path | None, typer.Option(
+                 help="Benchmark tasks: also evaluate K = 1..k and draw accuracy against K (PNG) here.")] = None,
              ) -> None:
     """Evaluate prompt-selection methods offline on a task's logs and print a table.
 
@@ -175,6 +177,22 @@ def evaluate(task: TaskOpt = None, llm: LlmOpt = None,
         plot.parent.mkdir(parents=True, exist_ok=True)
         plot.write_bytes(plot_methods(report))
         typer.echo(f"plot: {plot}")
+    if k_curve and report.get("information") != "full":
+        fail("--k-curve needs full-information logs (every candidate logged on test queries)", code=2)
+    if k_curve:
+        from dataclasses import asdict
+
+        from oirl.evaluate import plot_accuracy_vs_k
+
+        curve, embedder = [], make_embedder(settings)
+        for kk in range(1, report["k"] + 1):
+            params_k = EvaluationParams(**{**asdict(p), "k": kk, "prompts": None})
+            with user_errors(JobError):
+                curve.append(run_evaluation(factory, embedder, params_k,
+                                            benchmark_dir=settings.resolved_benchmark_dir)["report"])
+            typer.echo(f"K={kk}: Prompt-OIRL {curve[-1]['methods']['prompt_oirl']['accuracy']:.3f}")
+        plot_accuracy_vs_k(curve, k_curve)
+        typer.echo(f"accuracy against K: {k_curve}")
 
 
 def select(query: Annotated[str, typer.Argument(help="The query to choose a prompt for.")],

@@ -140,3 +140,17 @@ def test_tasks_prompts_activate_and_deactivate(cli_env):
     assert invoke("tasks", "add-prompt", "t", "A third prompt: ").exit_code == 0
     assert "1/3 prompts active" in invoke("tasks", "list").output or "2/3 prompts active" in invoke(
         "tasks", "list").output
+
+
+def test_evaluate_full_information_logs_with_a_k_curve(cli_env, tmp_path):
+    rng = np.random.default_rng(1)
+    rows = [{"query": f"{kind} question {i} about {kind}s", "prompt": prompt,
+             "correct": int(prompt.startswith(f"Use the {kind}") != (rng.random() < 0.1))}
+            for i in range(120) for kind in (("apple", "banana")[i % 2],) for prompt in (APPLE, BANANA)]
+    pd.DataFrame(rows).to_csv(tmp_path / "full.csv", index=False)
+    invoke("data", "import", str(tmp_path / "full.csv"), "--task", "fruit")
+    out = invoke("evaluate", "--params", '{"n_rounds": 40, "min_data_in_leaf": 2}', "--k-curve",
+                 str(tmp_path / "k.png"))
+    assert out.exit_code == 0, out.output
+    assert "Prompt-OIRL (default: safe fallback)" in out.output and "K=2: Prompt-OIRL" in out.output
+    assert (tmp_path / "k.png").read_bytes().startswith(b"\x89PNG")
