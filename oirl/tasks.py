@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
+from oirl.datasets.userlogs import TASK_PATTERN
 from oirl.store import tasks_repo
 
 
@@ -39,7 +40,7 @@ class TaskExists(TaskError):
     pass
 
 
-TASK_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+TASK_NAME_PATTERN = TASK_PATTERN.pattern  # one rule for names given here and in imported logs
 
 
 @dataclass(config=ConfigDict(extra="forbid"))

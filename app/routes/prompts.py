@@ -13,7 +13,7 @@ from app.schemas.prompts import PromptIn, PromptList, PromptOut
 from oirl.hashing import text_sha256
 from oirl.store import tasks_repo
 from oirl.store.engine import transaction
-from oirl.store.logs import link_prompts, upsert_prompts
+from oirl.store.logs import upsert_prompts
 from oirl.store.models import Prompt, Task, TaskPrompt
 
 router = APIRouter(prefix="/v1/prompts", tags=["prompts"])
@@ -56,7 +56,7 @@ def add_prompt(body: PromptIn, service: ServiceDep, response: Response) -> Promp
         existed = s.execute(select(Prompt.id).where(Prompt.text_sha256 == text_sha256(body.text))).first()
         pid = upsert_prompts(s, [body.text], names={body.text: body.name} if body.name else None)[body.text]
         if task is not None:
-            link_prompts(s, task.id, [pid])
+            tasks_repo.add_prompt(s, task.id, prompt_id=pid)
         out = _out(s.get(Prompt, pid), _memberships(s, [pid]).get(pid, {}))
     if existed:
         response.status_code = 200

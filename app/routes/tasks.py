@@ -13,7 +13,6 @@ from app.routes import AUTH, problems
 from app.schemas.tasks import TaskList, TaskOut, TaskPromptIn, TaskPromptOut, TaskPromptPatch
 from oirl.store import tasks_repo
 from oirl.store.engine import transaction
-from oirl.store.logs import link_prompts, upsert_prompts
 from oirl.store.models import Prompt
 from oirl.tasks import TaskError, TaskExists, TaskSpec, create_task, describe_tasks
 
@@ -63,16 +62,10 @@ def add_prompt(name: str, body: TaskPromptIn, service: ServiceDep, response: Res
     if body.text is not None and (not body.text.strip() or len(body.text) > service.settings.max_prompt_chars):
         raise ProblemError(422, f"text is empty or over the limit of {service.settings.max_prompt_chars:,} characters")
     with transaction(service.factory) as s:
-        task_id = _task_id(s, name)
-        if body.id is not None:
-            if s.get(Prompt, body.id) is None:
-                raise ProblemError(404, f"no prompt with id {body.id} (GET /v1/prompts)")
-            pid = body.id
-        else:
-            pid = upsert_prompts(s, [body.text], names={body.text: body.name} if body.name else None)[body.text]
-        existed = any(p.id == pid for p, _ in tasks_repo.task_prompts(s, task_id))
-        link_prompts(s, task_id, [pid], active=body.active)
-        prompt, active = next((p, a) for p, a in tasks_repo.task_prompts(s, task_id) if p.id == pid)
+        added = tasks_repo.add_prompt(s, _task_id(s, name), body.text, body.id, body.name, body.active)
+        if added is None:
+            raise ProblemError(404, f"no prompt with id {body.id} (GET /v1/prompts)")
+        prompt, active, existed = added
         out = TaskPromptOut(id=prompt.id, text=prompt.text, name=prompt.name, active=active)
     if existed:
         response.status_code = 200

@@ -79,19 +79,20 @@ def add_prompt_cmd(name: str, text: str,
                    inactive: Annotated[bool, typer.Option("--inactive", help="Register it inactive.")] = False
                    ) -> None:
     """Add a candidate prompt (by text) to a task."""
+    from oirl.settings import get_settings
     from oirl.store import tasks_repo
     from oirl.store.engine import transaction
-    from oirl.store.logs import link_prompts, upsert_prompts
 
-    if not text.strip():
-        fail("the prompt text is empty", code=2)
+    limit = get_settings().max_prompt_chars  # the same limit as POST /v1/tasks/{name}/prompts
+    if not text.strip() or len(text) > limit:
+        fail(f"the prompt text is empty or over the limit of {limit:,} characters", code=2)
     with transaction(open_store()) as s:
         task = tasks_repo.get_task(s, name)
         if task is None:
             fail(f"task {name!r} does not exist (`oirl tasks list`)", code=2)
-        pid = upsert_prompts(s, [text])[text]
-        link_prompts(s, task.id, [pid], active=not inactive)
-    typer.echo(f"prompt {pid} is a prompt of task {name!r}")
+        prompt, active, existed = tasks_repo.add_prompt(s, task.id, text, active=not inactive)
+    state = "already a prompt" if existed else "now a prompt"
+    typer.echo(f"prompt {prompt.id} is {state} of task {name!r} ({'active' if active else 'inactive'})")
 
 
 def _set_active(name: str, prompt_id: int, active: bool) -> None:

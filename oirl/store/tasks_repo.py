@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Integer, cast, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from oirl.store.logs import link_prompts, upsert_prompts
@@ -42,11 +42,21 @@ def task_prompts(session: Session, task_id: int, active_only: bool = False) -> l
     return [(p, bool(a)) for p, a in session.execute(stmt).all()]
 
 
-def prompt_counts(session: Session) -> dict[int, tuple[int, int]]:
-    """task id -> (prompts, active prompts)."""
-    stmt = select(TaskPrompt.task_id, func.count(), func.sum(cast(TaskPrompt.active, Integer))).group_by(
-        TaskPrompt.task_id)
-    return {t: (int(n), int(a or 0)) for t, n, a in session.execute(stmt).all()}
+def add_prompt(session: Session, task_id: int, text: str | None = None, prompt_id: int | None = None,
+               name: str | None = None, active: bool = True) -> tuple[Prompt, bool, bool] | None:
+    """Make a prompt (by text, registered if new, or by id) a candidate of a task.
+
+    Returns (prompt, its active flag in the task, whether it was the task's already), or None
+    for an unknown ``prompt_id``. A prompt already linked keeps its flag (idempotent)."""
+    if prompt_id is None:
+        prompt_id = upsert_prompts(session, [text], names={text: name} if name else None)[text]
+    prompt = session.get(Prompt, prompt_id)
+    if prompt is None:
+        return None
+    existed = session.get(TaskPrompt, (task_id, prompt_id)) is not None
+    link_prompts(session, task_id, [prompt_id], active=active)
+    session.flush()
+    return prompt, bool(session.get(TaskPrompt, (task_id, prompt_id)).active), existed
 
 
 def set_prompt_active(session: Session, task_id: int, prompt_id: int, active: bool) -> bool:

@@ -138,6 +138,7 @@ def test_tasks_prompts_activate_and_deactivate(cli_env):
     assert "inactive" in invoke("tasks", "show", "t").output
     assert invoke("tasks", "deactivate", "t", "999").exit_code == 2
     assert invoke("tasks", "add-prompt", "t", "A third prompt: ").exit_code == 0
+    assert "already a prompt" in invoke("tasks", "add-prompt", "t", "A third prompt: ").output
     assert "1/3 prompts active" in invoke("tasks", "list").output or "2/3 prompts active" in invoke(
         "tasks", "list").output
 
