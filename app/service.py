@@ -22,6 +22,7 @@ from oirl.store import jobs_repo, tasks_repo
 from oirl.store.engine import make_engine, make_session_factory
 from oirl.store.models import Prompt
 from oirl.tasks import choose_task, resolve_task
+from oirl.threads import configure_threads
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class Service:
         from oirl.embed import make_embedder
 
         self.settings = settings
+        configure_threads(settings.workers)
         self.engine = make_engine(settings.resolved_database_url)
         self.factory = make_session_factory(self.engine)
         self.metrics = metrics or Metrics()

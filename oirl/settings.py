@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,20 @@ class Settings(BaseSettings):
         default="all-MiniLM-L6-v2",
         description="Sentence-transformers model name or local path; the default is bundled offline.",
     )
+    encoder: Literal["onnx", "onnx-int8", "static", "torch"] = Field(
+        default="onnx",
+        description="How the embedder runs: `onnx` (ONNX Runtime fp32, the torch encoder's vectors, faster), "
+                    "`onnx-int8` (int8 weights, other vectors: models need retraining), `static` (token "
+                    "vectors distilled from the model, far faster, weaker), `torch` (sentence-transformers).")
+    encoder_sub_batch: int = Field(
+        default=4, ge=1, description="Texts per ONNX call after sorting by length (int8: always 1); never one "
+                                     "padded call for a whole micro-batch.")
+    encoder_dir: Path | None = Field(
+        default=None, description="Where the ONNX and static encoders are built once (checksummed); default: "
+                                  "`<home>/cache/encoders`. Share it between workers and pods.")
+    workers: int = Field(
+        default=1, ge=1, description="Service worker processes; with the cores available this sets every "
+                                     "runtime's threads (oirl/threads.py). `oirl serve --workers` sets it.")
     default_task: str | None = Field(
         default=None, description="Task used when a request or command names none; unset: the only task, if "
                                   "the store has exactly one.")
@@ -88,6 +103,10 @@ class Settings(BaseSettings):
     @property
     def resolved_artefact_dir(self) -> Path:
         return self.artefact_dir or self.home / "models"
+
+    @property
+    def resolved_encoder_dir(self) -> Path:
+        return self.encoder_dir or self.cache_dir / "encoders"
 
     @property
     def cache_dir(self) -> Path:

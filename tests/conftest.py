@@ -19,14 +19,22 @@ PG_ENV = "OIRL_TEST_DATABASE_URL"
 MIRROR_ENV = "OIRL_TEST_MIRROR"
 
 
+@pytest.fixture(scope="session")
+def encoder_dir(tmp_path_factory) -> Path:
+    """Built ONNX / static encoders, shared by the whole session: each is exported once."""
+    return tmp_path_factory.mktemp("encoders")
+
+
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory, monkeypatch):
+def isolated_home(tmp_path_factory, monkeypatch, encoder_dir):
     """Every test gets its own data home, so nothing touches ~/.local/share/prompt-oirl."""
     from oirl.settings import get_settings
 
     home = tmp_path_factory.mktemp("oirl-home")
     monkeypatch.setenv("OIRL_HOME", str(home))
-    for var in ("OIRL_DATABASE_URL", "OIRL_MIRROR_DIR", "OIRL_BENCHMARK_DIR", "OIRL_ARTEFACT_DIR", "OIRL_ADMIN_TOKEN"):
+    monkeypatch.setenv("OIRL_ENCODER_DIR", str(encoder_dir))
+    for var in ("OIRL_ENCODER", "OIRL_WORKERS",
+                "OIRL_DATABASE_URL", "OIRL_MIRROR_DIR", "OIRL_BENCHMARK_DIR", "OIRL_ARTEFACT_DIR", "OIRL_ADMIN_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     get_settings.cache_clear()
     yield home

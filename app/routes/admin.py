@@ -44,11 +44,22 @@ def get_job(job_id: str, service: ServiceDep) -> JobOut:
         return job_out(job)
 
 
+def check_embedder(service, version: int) -> None:
+    """A champion this service cannot embed for is refused here, not discovered at swap time
+    (an int8 or static model under the fp32 encoder, or the other way round); force cannot help."""
+    info, ours = service.registry.get(version), service.embedder.identity
+    if info.embedder_revision != ours.revision:
+        raise PromotionRefused(f"v{version} was trained on embedder {info.embedder}@{info.embedder_revision}, this "
+                               f"service runs {ours.key} (OIRL_ENCODER); retrain it with this encoder, or serve "
+                               "it with the encoder it was trained on")
+
+
 @router.post("/models/{version}/promote", response_model=AliasMoveOut, responses=problems(404, 409, *AUTH),
              summary="Make a version the champion (gated: not worse than the champion on the same split)")
 async def promote(version: int, service: ServiceDep, body: PromoteIn | None = None) -> AliasMoveOut:
     body = body or PromoteIn()
     try:
+        await run_in_threadpool(check_embedder, service, version)
         # Hashing the artefact directory is file I/O: keep it off the event loop.
         move = await run_in_threadpool(service.registry.promote, version, force=body.force, reason=body.reason)
     except VersionNotFound as exc:

@@ -35,6 +35,8 @@ def serve(
     from oirl.jobs import JobError
     from oirl.settings import get_settings
 
+    os.environ["OIRL_WORKERS"] = str(workers)  # each worker process plans its threads from it
+    get_settings.cache_clear()
     settings = get_settings()
     factory = open_store(settings)  # Alembic to head, once, before any worker starts
     typer.echo(f"store: {settings.resolved_database_url.split('@')[-1]} (migrated)")

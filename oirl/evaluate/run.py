@@ -92,7 +92,7 @@ def evaluate(logs: pd.DataFrame, embedder, *, dataset: str = "custom", protocol:
              k: int | None = None, prompts: list[int] | None = None, all_subsets: bool = False,
              held_out: bool = False, confidence: pd.DataFrame | None = None, backend: str = "lightgbm",
              params: dict | None = None, features: str = "concat+knn", seed: int = 0, n_boot: int = 2000,
-             test_fraction: float | None = None, progress=None) -> dict:
+             test_fraction: float | None = None, progress=None, keep_outcomes: bool = False) -> dict:
     """Run one evaluation and return the report dict (JSON-ready).
 
     ``logs``: rows like ``load_benchmark``'s output or ``oirl.jobs.data.store_logs``'s (columns
@@ -102,7 +102,9 @@ def evaluate(logs: pd.DataFrame, embedder, *, dataset: str = "custom", protocol:
     on any other logs, every logged prompt. ``held_out`` (benchmark only): candidates at test
     time are the training prompts plus the 10 held-out prompts 6-15. ``confidence``: DataFrame
     indexed by query_index with prompt_index columns (LLM self-confidence), if available.
-    ``progress``: optional callable(done, total) for long runs.
+    ``progress``: optional callable(done, total) for long runs. ``keep_outcomes``: add each test
+    query's Prompt-OIRL outcomes under ``outcomes`` (to compare two runs query by query, e.g. two
+    encoders with a paired bootstrap).
 
     Where no test query has an outcome for every candidate (partial logs, e.g. one prompt per
     query), policies cannot be compared on logged outcomes: the report then says so in
@@ -162,6 +164,8 @@ def evaluate(logs: pd.DataFrame, embedder, *, dataset: str = "custom", protocol:
                           "significant_vs_botr": "above" if lo > 0 else "below" if hi < 0 else "no"})
         methods[m] = entry
     methods["prompt_oirl"]["fallback_rate"] = float(np.mean([i["fallback_rate"] for i in infos]))
+    outcomes = {"query_index": [int(q) for q in test_q], "groups": groups.tolist(),
+                **{m: mean[m].tolist() for m in ("botr_train", "prompt_oirl_argmax", "prompt_oirl")}}
     return {
         "dataset": dataset,
         "information": "full",
@@ -177,6 +181,7 @@ def evaluate(logs: pd.DataFrame, embedder, *, dataset: str = "custom", protocol:
         "embedder": embedder.identity.to_dict(),
         "methods": methods,
         "subsets": infos,
+        **({"outcomes": outcomes} if keep_outcomes else {}),
     }
 
 

@@ -7,7 +7,6 @@ else (features, validation split, metadata). Each backend saves to one file.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Protocol
 
@@ -15,7 +14,9 @@ import numpy as np
 
 
 def default_threads() -> int:
-    return max(1, min(os.cpu_count() or 1, 4))
+    from oirl.threads import current_plan
+
+    return current_plan().lightgbm
 
 
 class Backend(Protocol):
