@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -74,6 +75,7 @@ def ensure_artefact(kind: str, model_dir: Path, weights_hash: str, root: Path) -
     if not final.exists():
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{kind}-", dir=final.parent))
+        tmp.chmod(0o755)  # mkdtemp's 0700 would hide the encoder from workers running as other users
         try:
             files = _BUILDERS[kind](Path(model_dir), tmp, root, weights_hash)
             manifest = {"kind": kind, "recipe": RECIPE, "weights": weights_hash,
@@ -144,8 +146,12 @@ def _quantise_int8(model_dir: Path, out: Path, root: Path, weights_hash: str) ->
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     fp32, _ = ensure_artefact("onnx", model_dir, weights_hash, root)
-    quantize_dynamic(str(fp32 / "model.onnx"), str(out / "model.onnx"), per_channel=True,
-                     weight_type=QuantType.QInt8)
+    logging.getLogger().disabled = True  # it logs a generic "consider pre-processing" warning on the root logger
+    try:
+        quantize_dynamic(str(fp32 / "model.onnx"), str(out / "model.onnx"), per_channel=True,
+                         weight_type=QuantType.QInt8)
+    finally:
+        logging.getLogger().disabled = False
     shutil.copy(fp32 / "tokenizer.json", out / "tokenizer.json")
     return ["model.onnx", "tokenizer.json"]
 

@@ -81,3 +81,23 @@ def test_evaluation_job_reports_metrics_and_plot(client, auth, wait_job):
     assert base64  # the plot travels through the store base64-encoded; the API serves raw PNG
     metrics = client.get("/metrics").text
     assert 'oirl_jobs{kind="evaluation",status="succeeded"} 1.0' in metrics
+
+
+def test_a_model_of_another_encoder_is_refused_at_load_and_at_promote(settings, auth, training_embedder):
+    """The champion v1 was trained on MiniLM vectors; a service whose encoder gives other vectors
+    (as onnx-int8 or static would) says so in /readyz and refuses to promote it, even forced."""
+    import time
+
+    from service_support import start_client
+
+    from oirl.embed import HashingBagOfWordsEmbedder
+
+    with start_client(settings, HashingBagOfWordsEmbedder(64), training_embedder) as c:
+        deadline = time.monotonic() + 30
+        while "trained on embedder" not in c.get("/readyz").text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ready = c.get("/readyz")
+        assert ready.status_code == 503 and "this service runs hashing-bow-64" in ready.text
+        r = c.post("/admin/models/1/promote", json={"force": True}, headers=auth)
+        assert r.status_code == 409
+        assert "trained on embedder all-MiniLM-L6-v2" in r.json()["detail"] and "retrain" in r.json()["detail"]
