@@ -1,16 +1,20 @@
 """The one place that decides how many threads the encoder runtime, torch and LightGBM use.
 
 Every service worker is a process with its own thread pools. Oversubscribing cores makes
-OpenMP teams wait on each other, which on a small machine costs far more than it gains. In one
-worker the encoder and the reward model run one after the other on the encoder thread, so each
-may use all of that worker's share of the cores: ``cores // workers``, at least one. Training
-jobs in the same worker use the same share. ``benchmarks/encoder_backends.py`` measures the
-encoder at 1 and 2 threads, the figures behind this rule.
+thread teams wait on each other, which on a small machine costs far more than it gains. A
+worker's share is ``cores // workers`` (at least one). The encoder gets half of it: the event
+loop (HTTP parsing, JSON, the answer cache) runs beside the encoder thread and needs a core
+of its own under load. Measured on 2 cores (``benchmarks/encoders.py``, sub-batch sweep):
+ONNX Runtime at 2 intra-op threads took 52-62 ms per query of a micro-batch of 32, at 1 thread
+24-41 ms. The encoder and the reward model run one after the other on the encoder thread,
+so torch (the torch encoder, the MLP) uses the encoder's count; LightGBM's training jobs use
+the whole share (up to 4: more buys nothing on these small matrices).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 
@@ -33,8 +37,8 @@ def available_cores() -> int:
 
 def plan_threads(workers: int = 1, cores: int | None = None) -> ThreadPlan:
     share = max(1, (cores or available_cores()) // max(1, workers))
-    # LightGBM's own default is every core; more than 4 buys nothing on these small matrices.
-    return ThreadPlan(encoder=share, torch=share, lightgbm=min(share, 4))
+    encoder = max(1, share // 2)
+    return ThreadPlan(encoder=encoder, torch=encoder, lightgbm=min(share, 4))
 
 
 _plan: ThreadPlan | None = None
@@ -46,13 +50,10 @@ def current_plan() -> ThreadPlan:
 
 
 def configure_threads(workers: int = 1, cores: int | None = None) -> ThreadPlan:
-    """Set this process's plan (the service calls it once at start) and apply it to torch if loaded."""
+    """Set this process's plan (the service calls it once at start) and apply it to torch if loaded
+    (the torch encoder applies it when it loads torch: never import torch just to set its threads)."""
     global _plan
     _plan = plan_threads(workers, cores)
-    import sys
-
-    if "torch" in sys.modules:  # never import torch just to set its threads
+    if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(_plan.torch)
-    else:
-        os.environ.setdefault("OMP_NUM_THREADS", str(_plan.torch))
     return _plan

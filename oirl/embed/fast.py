@@ -71,6 +71,9 @@ class OnnxEmbedder:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
+        # Idle pool threads must sleep, not spin: torch and LightGBM share these cores (the same
+        # reason the service sets OMP_WAIT_POLICY=PASSIVE, app/__init__.py).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return ort.InferenceSession(str(self.built.directory / "model.onnx"), opts,
                                     providers=["CPUExecutionProvider"])
 

@@ -65,8 +65,12 @@ class SentenceTransformerEmbedder:
     @cached_property
     def model(self):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
         from sentence_transformers import SentenceTransformer
 
+        from oirl.threads import current_plan
+
+        torch.set_num_threads(current_plan().torch)
         return SentenceTransformer(resolve_model_path(self.name), device=self.device)
 
     @cached_property

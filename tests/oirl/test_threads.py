@@ -6,10 +6,10 @@ from oirl.threads import ThreadPlan, configure_threads, current_plan, plan_threa
 
 
 def test_each_worker_gets_its_share_of_the_cores_and_at_least_one():
-    assert plan_threads(workers=1, cores=2) == ThreadPlan(encoder=2, torch=2, lightgbm=2)
+    assert plan_threads(workers=1, cores=2) == ThreadPlan(encoder=1, torch=1, lightgbm=2)
     assert plan_threads(workers=2, cores=2) == ThreadPlan(encoder=1, torch=1, lightgbm=1)
     assert plan_threads(workers=4, cores=2) == ThreadPlan(encoder=1, torch=1, lightgbm=1)
-    assert plan_threads(workers=2, cores=16) == ThreadPlan(encoder=8, torch=8, lightgbm=4)
+    assert plan_threads(workers=2, cores=16) == ThreadPlan(encoder=4, torch=4, lightgbm=4)
 
 
 def test_configure_sets_the_plan_that_lightgbm_and_the_encoder_read(monkeypatch, tmp_path):
@@ -19,7 +19,7 @@ def test_configure_sets_the_plan_that_lightgbm_and_the_encoder_read(monkeypatch,
     from oirl.settings import Settings
 
     monkeypatch.setattr(threads, "_plan", None)  # restored after the test
-    plan = configure_threads(workers=2, cores=4)
-    assert current_plan() == plan and default_threads() == plan.lightgbm == 2
+    plan = configure_threads(workers=1, cores=4)
+    assert current_plan() == plan and default_threads() == plan.lightgbm == 4
     emb = make_embedder(Settings(home=tmp_path, encoder="onnx-int8"), cache=False)
     assert emb.threads == plan.encoder == 2
