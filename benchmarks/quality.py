@@ -121,6 +121,7 @@ def main() -> None:
     ap.add_argument("--encoders", default=None,
                     help="comma list of encoder tiers (onnx, onnx-int8, static, torch); the first is the reference "
                          "the others are compared with; default: the configured one")
+    ap.add_argument("--settings", default="K=6,held-out", help="which of K=6 and held-out to run")
     ap.add_argument("--render-only", action="store_true", help="only rewrite the markdown from the JSON")
     args = ap.parse_args()
     if args.render_only:
@@ -138,7 +139,7 @@ def main() -> None:
         spec = SPECS[dataset]
         conf = pd.DataFrame(load_confidence(dataset, root), index=np.arange(spec.n_train, spec.n_train + spec.n_test))
         for protocol in args.protocols.split(","):
-            for held_out in (False, True):
+            for held_out in [s == "held-out" for s in args.settings.split(",")]:
                 ref_outcomes = None
                 for encoder, embedder in embedders.items():
                     t0 = time.perf_counter()

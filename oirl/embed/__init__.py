@@ -72,7 +72,7 @@ def make_embedder(settings_or_name=None, *, cache: bool | Path = True, progress:
         inner = StaticEmbedder(name, settings.resolved_encoder_dir)
     else:
         inner = OnnxEmbedder(name, encoder, settings.resolved_encoder_dir, threads=current_plan().encoder,
-                             sub_batch=settings.encoder_sub_batch)
+                             sub_batch=settings.encoder_sub_batch, progress=progress)
     if cache is False:
         return inner
     cache_dir = settings.cache_dir if cache is True else Path(cache)

@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from oirl.embed.base import EmbedderIdentity, l2_normalise
 from oirl.embed.build import ensure_artefact
@@ -56,9 +57,12 @@ class _Built:
 class OnnxEmbedder:
     """MiniLM exported to ONNX (``kind`` ``onnx`` = fp32 or ``onnx-int8``); unit-norm float32."""
 
-    def __init__(self, name: str, kind: str, root: Path, threads: int = 1, sub_batch: int = DEFAULT_SUB_BATCH):
+    def __init__(self, name: str, kind: str, root: Path, threads: int = 1, sub_batch: int = DEFAULT_SUB_BATCH,
+                 progress: bool | None = None):
         self.name, self.kind, self.root, self.threads = name, kind, Path(root), threads
         self.sub_batch = 1 if kind == "onnx-int8" else max(1, sub_batch)
+        self.progress = progress
+        """``None``: a progress bar for long runs (more than 2,000 texts)."""
 
     @cached_property
     def built(self) -> _Built:
@@ -89,7 +93,9 @@ class OnnxEmbedder:
             return out
         encodings = self.built.tokenizer.encode_batch(texts)
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")
-        for start in range(0, len(texts), self.sub_batch):
+        show = self.progress if self.progress is not None else len(texts) > 2000
+        for start in tqdm(range(0, len(texts), self.sub_batch), desc=f"embed ({self.name}, {self.kind})",
+                          unit="call", disable=not show, mininterval=2):
             idx = order[start : start + self.sub_batch]
             width = max(len(encodings[i].ids) for i in idx)
             ids = np.zeros((len(idx), width), dtype=np.int64)  # (b, t), right-padded with [PAD] = 0
