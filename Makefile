@@ -15,7 +15,7 @@ ifneq ($(MIRROR),)
 export OIRL_MIRROR_DIR ?= $(MIRROR)
 endif
 
-.PHONY: run test install lint bench bench-agree bench-import bench-quality bench-train bench-embed bench-serve bench-rlhf clean
+.PHONY: run test install lint bench bench-agree bench-import bench-quality bench-train bench-embed bench-serve bench-encoders bench-rlhf clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -55,6 +55,9 @@ bench-agree: install
 
 bench-serve: install
 	$(BIN)/python benchmarks/serve.py
+
+bench-encoders: install
+	$(BIN)/python benchmarks/encoders.py --agreement
 
 # Installs TRL into its own virtual environments under benchmarks/rlhf/ (never a project dependency).
 bench-rlhf: install
