@@ -4,11 +4,15 @@ Every service worker is a process with its own thread pools. Oversubscribing cor
 thread teams wait on each other, which on a small machine costs far more than it gains. A
 worker's share is ``cores // workers`` (at least one). The encoder gets half of it: the event
 loop (HTTP parsing, JSON, the answer cache) runs beside the encoder thread and needs a core
-of its own under load. Measured on 2 cores (``benchmarks/encoders.py``, sub-batch sweep):
-ONNX Runtime at 2 intra-op threads took 52-62 ms per query of a micro-batch of 32, at 1 thread
-24-41 ms. The encoder and the reward model run one after the other on the encoder thread,
-so torch (the torch encoder, the MLP) uses the encoder's count; LightGBM's training jobs use
-the whole share (up to 4: more buys nothing on these small matrices).
+of its own under load. Measured on 2 shared cores (``benchmarks/encoders.py``, sub-batch
+sweep, ms per query of a micro-batch of 32): with ONNX Runtime's pool threads spinning, 2
+threads took 52-62 ms and 1 thread 24-41 ms (results/encoders_agreement.json); with spinning
+off (now the setting) 2 threads took 44-66 ms and 1 thread 72-103 ms (results/encoders.json).
+So on 2 cores the choice is not settled by the bare encoder; the served figures
+(results/serve.json) were measured with this rule (1 thread). The encoder and the reward
+model run one after the other on the encoder thread, so torch (the torch encoder, the MLP)
+uses the encoder's count; LightGBM's training jobs use the whole share (up to 4: more buys
+nothing on these small matrices).
 """
 
 from __future__ import annotations
