@@ -211,7 +211,8 @@ class Service:
         params = RetrainParams(**ctx.params)
         info, metrics = run_retrain(self.factory, self.registry, self.training_embedder, params,
                                     champion=self.watcher.current(params.task), job_id=ctx.job_id,
-                                    progress=ctx.progress, min_gate_queries=self.settings.gate_min_queries)
+                                    progress=ctx.progress, min_gate_queries=self.settings.gate_min_queries,
+                                    min_lower_bound=self.settings.gate_min_lower_bound)
         return {"version": info.id, "task": info.task, "alias": "challenger", "metrics": info.metrics,
                 "promote_url": f"/admin/models/{info.id}/promote"}
 
