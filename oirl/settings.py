@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     gate_min_queries: int = Field(
         default=100, ge=1, description="Fewest held-out queries a challenger must be judged on before it may "
                                        "replace a champion without force.")
+    gate_min_lower_bound: float = Field(
+        default=-0.02, le=0, description="Where the gate judges by off-policy (DR) estimates: the lowest 95% lower "
+                                         "bound of the challenger-minus-champion value it accepts without force.")
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token for admin and write routes; unset means they answer 403."
     )
@@ -93,6 +96,8 @@ class Settings(BaseSettings):
     decision_retention_days: float = Field(
         default=90.0, gt=0, description="Decisions older than this are deleted, and feedback on them is refused "
                                         "(410).")
+    decision_flush_seconds: float = Field(
+        default=0.2, gt=0, description="How often queued decisions are written (one batched transaction).")
     decision_queue_max: int = Field(
         default=50_000, ge=1, description="Decisions held in memory while the store is slow; beyond, new ones are "
                                           "dropped (counted in oirl_decisions_dropped_total), never the request.")
