@@ -6,6 +6,7 @@ They live outside conftest.py because several conftest modules share that name, 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,43 @@ def _wait_job(client: TestClient, url: str, headers: dict, timeout: float = 120.
             return body
         time.sleep(0.2)
     raise AssertionError(f"job at {url} did not finish in {timeout}s: {body}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def live_server(settings: Settings, minilm, training_embedder, timeout: float = 60.0):
+    """A real uvicorn on 127.0.0.1 (in this process, on a thread) serving the app; yields its base URL
+    once /readyz answers 200."""
+    import threading
+
+    import httpx
+    import uvicorn
+
+    port = free_port()
+    app = create_app(settings, embedder=minilm, training_embedder=training_embedder)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("live server not ready in time")
+            time.sleep(0.1)
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
