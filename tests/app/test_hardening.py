@@ -122,7 +122,7 @@ def test_readyz_reports_a_champion_that_does_not_load(settings, model_dir, minil
         wait_ready(c)
         # Another worker (or the CLI) promotes v2, whose files are damaged afterwards on disk.
         (settings.resolved_artefact_dir / str(v2) / "metadata.json").write_text("{}")
-        registry.promote(v2, force=True) if False else _move_champion(settings, v2)
+        _move_champion(settings, v2)
         body = _wait_for(lambda: c.get("/readyz").json(), lambda b: b.get("degraded"))
         assert body["ready"] is True and body["models"] == {"synth": 1}
         assert "cannot load champion v2" in body["reasons"][0] and str(settings.home) not in body["reasons"][0]
