@@ -112,9 +112,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(settings: Settings, minilm, training_embedder, timeout: float = 60.0):
+def live_server(settings: Settings, minilm, training_embedder, timeout: float = 60.0, prepare=None):
     """A real uvicorn on 127.0.0.1 (in this process, on a thread) serving the app; yields its base URL
-    once /readyz answers 200."""
+    once /readyz answers 200. ``prepare(app)`` may add test routes first."""
     import threading
 
     import httpx
@@ -122,7 +122,9 @@ def live_server(settings: Settings, minilm, training_embedder, timeout: float = 
 
     port = free_port()
     app = create_app(settings, embedder=minilm, training_embedder=training_embedder)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    if prepare is not None:
+        prepare(app)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
@@ -141,3 +143,42 @@ def live_server(settings: Settings, minilm, training_embedder, timeout: float = 
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def server_process(settings: Settings, timeout: float = 120.0, **env: str):
+    """``uvicorn app.main:create_app --factory`` in its own process, configured through ``OIRL_*``
+    like a deployment (the real bundled MiniLM, no test embedder); yields (base URL, pid)."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = free_port()
+    config = {"OIRL_HOME": str(settings.home), "OIRL_DATABASE_URL": settings.resolved_database_url,
+              "OIRL_ADMIN_TOKEN": TOKEN, "OIRL_RUN_JOBS": "false", "HF_HUB_OFFLINE": "1",
+              "OMP_WAIT_POLICY": "PASSIVE", **env}
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host",
+                             "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                            env={**os.environ, **config}, cwd=Path(__file__).resolve().parents[2])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"server process not ready (exit code {proc.poll()})")
+            time.sleep(0.2)
+        yield base, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -214,11 +214,16 @@ def test_invalid_utf8_is_a_422_problem(client):
     problem(r, 422, "invalid JSON", "not UTF-8")
 
 
-def test_an_unexpected_error_is_a_problem_that_closes_the_connection(client):
+def test_an_unexpected_error_is_a_problem_that_closes_the_connection(settings, minilm, training_embedder):
+    import httpx
+    from service_support import live_server
+
     def boom():
         raise RuntimeError("/secret/path/in/a/bug")
 
-    client.app.add_api_route("/boom", boom)
-    r = client.get("/boom")
-    body = problem(r, 500, "internal error")
-    assert r.headers["connection"] == "close" and "secret" not in json.dumps(body)
+    with live_server(settings, minilm, training_embedder, prepare=lambda app: app.add_api_route("/boom", boom)) as base:
+        with httpx.Client(base_url=base) as c:  # one keep-alive client, as a browser or SDK would use
+            r = c.get("/boom")
+            body = problem(r, 500, "internal error")
+            assert r.headers["connection"] == "close" and "secret" not in json.dumps(body)
+            assert c.get("/healthz").status_code == 200  # the next request is not sent on a dead connection
