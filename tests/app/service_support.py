@@ -111,13 +111,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_http_ready(base: str, timeout: float, alive=lambda: True) -> None:
+    """Until GET /readyz answers 200; fail if the server died or the time is up."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if not alive() or time.monotonic() > deadline:
+            raise AssertionError(f"server at {base} not ready (alive: {alive()})")
+        time.sleep(0.1)
+
+
 @contextmanager
 def live_server(settings: Settings, minilm, training_embedder, timeout: float = 60.0, prepare=None):
     """A real uvicorn on 127.0.0.1 (in this process, on a thread) serving the app; yields its base URL
     once /readyz answers 200. ``prepare(app)`` may add test routes first."""
     import threading
 
-    import httpx
     import uvicorn
 
     port = free_port()
@@ -128,17 +143,8 @@ def live_server(settings: Settings, minilm, training_embedder, timeout: float = 
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
     try:
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("live server not ready in time")
-            time.sleep(0.1)
+        wait_http_ready(base, timeout, alive=thread.is_alive)
         yield base
     finally:
         server.should_exit = True
@@ -153,8 +159,6 @@ def server_process(settings: Settings, timeout: float = 120.0, **env: str):
     import subprocess
     import sys
 
-    import httpx
-
     port = free_port()
     config = {"OIRL_HOME": str(settings.home), "OIRL_DATABASE_URL": settings.resolved_database_url,
               "OIRL_ADMIN_TOKEN": TOKEN, "OIRL_RUN_JOBS": "false", "HF_HUB_OFFLINE": "1",
@@ -164,16 +168,7 @@ def server_process(settings: Settings, timeout: float = 120.0, **env: str):
                             env={**os.environ, **config}, cwd=Path(__file__).resolve().parents[2])
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server process not ready (exit code {proc.poll()})")
-            time.sleep(0.2)
+        wait_http_ready(base, timeout, alive=lambda: proc.poll() is None)
         yield base, proc.pid
     finally:
         proc.terminate()
