@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from app import errors
 from app.metrics import Metrics, MetricsMiddleware
-from app.routes import admin, evaluations, health, logs, models, prompts, select, tasks, web
+from app.routes import admin, evaluations, feedback, health, logs, models, prompts, select, tasks, web
 from app.service import Service
 from oirl.settings import Settings, get_settings
 
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, *, embedder=None, training_embe
 
     app = FastAPI(title="Prompt-OIRL", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
-    for module in (select, tasks, evaluations, logs, prompts, models, admin, health, web):
+    for module in (select, feedback, tasks, evaluations, logs, prompts, models, admin, health, web):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     errors.document(app)

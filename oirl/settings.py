@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     gate_min_queries: int = Field(
         default=100, ge=1, description="Fewest held-out queries a challenger must be judged on before it may "
                                        "replace a champion without force.")
+    gate_min_lower_bound: float = Field(
+        default=-0.02, le=0, description="Where the gate judges by off-policy (DR) estimates: the lowest 95% lower "
+                                         "bound of the challenger-minus-champion value it accepts without force.")
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token for admin and write routes; unset means they answer 403."
     )
@@ -82,6 +85,15 @@ class Settings(BaseSettings):
         default=60, ge=1, description="uvicorn's worker health-check timeout with --workers > 1: a worker busy "
                                       "loading its model must not be killed as hung (uvicorn's default is 5 s).")
     run_jobs: bool = Field(default=True, description="Run a background job worker thread inside the service.")
+    decision_log: bool = Field(
+        default=True, description="Record every selection (its decision_id, candidates, propensity) so feedback "
+                                  "can judge it; off: answers still carry a decision_id, feedback finds none.")
+    decision_retention_days: float = Field(
+        default=90.0, gt=0, description="Decisions older than this are deleted, and feedback on them is refused "
+                                        "(410).")
+    decision_queue_max: int = Field(
+        default=50_000, ge=1, description="Decisions held in memory while the store is slow; beyond, new ones are "
+                                          "dropped (counted in oirl_decisions_dropped_total), never the request.")
     bootstrap_max_queries: int = Field(
         default=1_000, ge=1, description="Training questions each task's `serve --bootstrap` first model sees "
                                          "(speed)."

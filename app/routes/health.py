@@ -30,7 +30,7 @@ async def readyz(service: ServiceDep, request: Request):
     serving = {t: m.version for t, m in service.watcher.serving.items()}
     roots = server_roots(request)
     return Readiness(ready=True, degraded=bool(degraded), models=serving, embedder=service.embedder.identity.key,
-                     reasons=[redact_paths(r, roots) for r in degraded])
+                     reasons=[redact_paths(r, roots) for r in degraded], decision_log=service.decisions.status())
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics",

@@ -16,3 +16,4 @@ class Readiness(BaseModel):
     models: dict[str, int] = Field({}, description="Task -> the model version this worker serves.")
     embedder: str | None
     reasons: list[str] = Field(description="Why it is degraded (empty when all is well).")
+    decision_log: dict = {}  # this worker's queue: queued, written, dropped, last_error

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from oirl.select.explore import Exploration
 from oirl.validation import DbInt, NonEmptyText, SafeText, UTCDateTime
 
 
@@ -30,6 +31,7 @@ class TaskOut(BaseModel):
     description: str
     created_at: UTCDateTime
     n_observations: int
+    exploration: Exploration = Field(description="How selections explore (PUT /v1/tasks/{name}/exploration).")
     prompts: list[TaskPromptOut]
     champion: AliasOut | None
     challenger: AliasOut | None

@@ -45,6 +45,8 @@ TEXT_FIELDS = [
     ("POST", "/v1/evaluations", lambda t: {"task": t}),
     ("POST", "/admin/models/1/promote", lambda t: {"reason": t}),
     ("POST", "/admin/models/rollback", lambda t: {"reason": t}),
+    ("POST", "/v1/feedback", lambda t: {"decision_id": t, "correct": True}),
+    ("POST", "/v1/feedback/batch", lambda t: {"items": [{"decision_id": t, "reward": 1.0}]}),
 ]
 
 

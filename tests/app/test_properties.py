@@ -41,6 +41,9 @@ BODIES = {
     "/v1/evaluations": {"task": "synth", "k": 1, "seed": 2, "params": {"n_rounds": 1}, "n_boot": 100},
     "/admin/models/1/promote": {"force": False, "reason": "r"},
     "/admin/models/rollback": {"task": "synth", "reason": "r"},
+    "/v1/feedback": {"decision_id": "0" * 32, "correct": True},
+    "/v1/feedback/batch": {"items": [{"decision_id": "0" * 32, "reward": 0.5}]},
+    "/v1/tasks/synth/exploration": {"mode": "epsilon", "epsilon": 0.1, "temperature": 0.05, "default_floor": 0.0},
 }
 ROW_FIELDS = ["query", "prompt", "correct", "reward", "task", "llm", "split", "propensity", "decision_id",
               "observation_id", "logged_at"]
@@ -67,8 +70,9 @@ def server(tmp_path_factory, model_dir, minilm, training_embedder):
 
 def post(client: httpx.Client, url: str, payload) -> httpx.Response:
     # json.dumps: surrogates as \\ud800 escapes, NaN/Infinity as the bare words a careless client sends.
-    return client.post(url, content=json.dumps(payload).encode(), headers={"Content-Type": "application/json",
-                                                                            **AUTH})
+    method = "PUT" if url.endswith("/exploration") else "POST"
+    return client.request(method, url, content=json.dumps(payload).encode(),
+                          headers={"Content-Type": "application/json", **AUTH})
 
 
 PROPS = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))

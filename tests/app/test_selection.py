@@ -7,7 +7,7 @@ import asyncio
 
 import numpy as np
 
-from app.selection import LRU, Answer, Candidate, Item, answer_bytes, embedding_bytes
+from app.selection import LRU, Answer, Candidate, Item, Scored, embedding_bytes, scored_bytes
 
 
 def test_one_unencodable_query_fails_only_its_own_request(client):
@@ -50,9 +50,8 @@ def test_lru_is_bounded_by_bytes():
     assert cache.get("huge") is None and cache.bytes <= 100_000
 
 
-def test_an_answer_with_long_candidates_is_counted_at_its_real_size():
+def test_a_ranking_of_long_candidates_is_counted_at_its_real_size():
     cands = tuple(Candidate(None, f"{n} " + "p" * 8_000) for n in range(64))
-    ranking = [{"prompt": {"id": None, "text": c.text}, "p_correct": 0.5} for c in cands]
-    body = ("[" + ",".join(c.text for c in cands) + "]").encode()
-    size = answer_bytes((1, "q", cands, None), Answer(body, {"ranking": ranking}, False))
-    assert size > 2 * 64 * 8_000  # the key's texts and the serialised body: ~1 MB, as measured in issue 9
+    ranking = ("[" + ",".join(c.text for c in cands) + "]").encode()
+    size = scored_bytes((1, "q", cands, None), Scored(np.zeros(64), 0, False, None, ranking))
+    assert size > 2 * 64 * 8_000  # the key's texts and the serialised ranking: ~1 MB, as measured in issue 9
