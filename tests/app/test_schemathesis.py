@@ -38,7 +38,7 @@ def test_schemathesis_finds_no_failure(settings, minilm, training_embedder, tmp_
             [*cli, "run", f"{base}/openapi.json", "-H", f"Authorization: Bearer {TOKEN}", "--checks", CHECKS,
              "--max-examples", str(MAX_EXAMPLES), "--max-time", str(MAX_SECONDS), "--seed", "1", "--no-color",
              "--report", "junit", "--report-dir", str(tmp_path)],
-            capture_output=True, text=True, timeout=MAX_SECONDS + 120)
+            capture_output=True, text=True, timeout=MAX_SECONDS + 120, cwd=tmp_path)
     out = run.stdout + run.stderr
     summary = out[out.find("SUMMARY"):]
     print(summary)  # operations tested, test cases generated / passed: the figures for the record
