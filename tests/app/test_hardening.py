@@ -229,3 +229,22 @@ def test_an_unexpected_error_is_a_problem_that_closes_the_connection(settings, m
             body = problem(r, 500, "internal error")
             assert r.headers["connection"] == "close" and "secret" not in json.dumps(body)
             assert c.get("/healthz").status_code == 200  # the next request is not sent on a dead connection
+
+
+def test_a_starting_service_sweeps_what_a_crash_left(settings, minilm, training_embedder):
+    import os
+    import tempfile
+    import time
+    from pathlib import Path
+
+    old = time.time() - 7 * 3600  # older than the job timeout (6 h) and the staging age (1 h)
+    staging = settings.resolved_artefact_dir / ".staging-crashed"
+    training = Path(tempfile.gettempdir()) / "oirl-train-crashed-test"
+    for d in (staging, training):
+        d.mkdir(exist_ok=True)
+        (d / "model.txt").write_text("half")
+        os.utime(d, (old, old))
+    with start_client(settings, minilm, training_embedder) as c:
+        wait_ready(c)
+    assert not staging.exists() and not training.exists()
+    assert (settings.resolved_artefact_dir / "1").is_dir()  # a real version is never touched
