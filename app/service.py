@@ -66,6 +66,16 @@ class TaskCatalog:
     def refresh(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._loaded_at < self.ttl:
             return
+        try:
+            self._load()
+        except Exception as exc:
+            if self._loaded_at < 0:  # nothing to serve from yet: the caller's request fails (503)
+                raise
+            # The store is down or slow: keep serving the catalog we have, try again after the TTL.
+            log.warning("task catalog not refreshed (serving the last one): %s", exc)
+            self._loaded_at = time.monotonic()
+
+    def _load(self) -> None:
         with self.factory() as s:
             prompts = {p.id: Candidate(p.id, p.text) for p in s.execute(select(Prompt).order_by(Prompt.id)).scalars()}
             tasks = {}
@@ -117,6 +127,7 @@ class Service:
         self.training_embedder = training_embedder or make_embedder(settings)
         self.catalog = TaskCatalog(self.factory)
         self.decisions = DecisionLog(self.factory, max_queue=settings.decision_queue_max,
+                                     flush_seconds=settings.decision_flush_seconds,
                                      retention_days=settings.decision_retention_days)
         self.metrics.add_decision_log(self.decisions)
         self.selector = Selector(self.embedder, self.metrics, max_batch=settings.microbatch_max,
