@@ -146,7 +146,9 @@ def run_task(client: httpx.Client, dataset: str, texts, outcomes, order, args) -
         items = [{"decision_id": a["decision_id"], "reward": float(x)} for a, x in zip(results, rewards, strict=True)]
         fb = client.post("/v1/feedback/batch", json={"items": items}, headers=AUTH).json()
         if fb["recorded"] != len(items):
-            raise RuntimeError(f"feedback not recorded: {fb}")
+            refused = [x for x in fb["results"] if x["status"] != "recorded"]
+            raise RuntimeError(f"{len(refused)} of {len(items)} judgements not recorded at round {start}, e.g. "
+                               f"{refused[:2]}; service: {client.get('/readyz').text}")
         served += rewards.tolist()
         explored += [a["explored"] for a in results]
         done = start + len(qs)
