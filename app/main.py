@@ -40,4 +40,5 @@ def create_app(settings: Settings | None = None, *, embedder=None, training_embe
     for module in (select, feedback, tasks, evaluations, logs, prompts, models, admin, health, web):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    errors.document(app)
     return app
