@@ -1,0 +1,33 @@
+"""GET /v1/live: what the console's Live page draws."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class LatencyMs(BaseModel):
+    p50: float | None = Field(description="Median latency of POST /v1/select (2xx) in the window, ms.")
+    p99: float | None = Field(description="99th percentile, ms (interpolated within histogram buckets).")
+
+
+class JudgedPoint(BaseModel):
+    at: datetime = Field(description="Start of the time bucket.")
+    n: int = Field(description="Decisions judged (feedback received) in the bucket.")
+    accuracy: float = Field(description="Mean reward of those decisions.")
+
+
+class LiveOut(BaseModel):
+    scope: str = Field(description="Where the serving figures come from (this worker's counters, or the store).")
+    window_seconds: float = Field(description="The figures cover this many seconds, up to now.")
+    selections: int = Field(description="Selections answered in the window.")
+    selections_per_second: float
+    fallback_share: float | None = Field(description="Share of selections that fell back to the safe default; "
+                                                     "null: no selection in the window.")
+    exploration_share: float | None = Field(description="Share of selections that explored (not the greedy choice).")
+    cache_hit_rate: float | None = Field(description="Share of selections answered from the selection cache.")
+    latency_ms: LatencyMs
+    models: dict[str, int] = Field(description="Task -> the champion version this worker serves.")
+    judged: dict[str, list[JudgedPoint]] = Field(
+        description="Task -> judged accuracy over time, from feedback in the store (empty until feedback arrives).")

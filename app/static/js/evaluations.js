@@ -1,0 +1,196 @@
+// Evaluations: start one (task, protocol, K), watch its progress, then its table and plots:
+// method comparison with intervals, accuracy against K (from evaluations that differ only in K),
+// and off-policy estimates where the report carries them.
+import { api } from "./api.js";
+import { badge, errorBox, h, intervalChart, interval, lineChart, note, num, pct, show, table, when } from "./ui.js";
+
+const POLL_MS = 700;
+const LABELS = { random: "random prompt", botr_train: "best prompt on training (BoTr)",
+  botr_test: "best prompt on test (optimistic)", llm_confidence: "LLM self-confidence", prompt_oirl: "Prompt-OIRL",
+  prompt_oirl_argmax: "Prompt-OIRL without fallback", oracle: "oracle (any prompt right)" };
+const SHORT = { random: "random", botr_train: "BoTr", botr_test: "BoTr on test", llm_confidence: "LLM confidence",
+  prompt_oirl: "Prompt-OIRL", prompt_oirl_argmax: "no fallback", oracle: "oracle" };
+let timers = [];
+let shown = 0;  // which detail view is current: an older one's poll stops writing
+
+function later(fn, ms) { timers.push(setTimeout(fn, ms)); }
+
+function describe(params) {
+  const p = params || {};
+  return [p.task, p.protocol, p.k ? `K=${p.k}` : null, p.held_out ? "held-out prompts" : null,
+    p.max_queries ? `${p.max_queries} queries` : null].filter(Boolean).join(" · ");
+}
+
+function methodTable(report) {
+  const rows = Object.entries(report.methods).map(([m, v]) => h("tr", { class: m.startsWith("prompt_oirl") ? "chosen" : "" },
+    h("td", {}, LABELS[m] || m), h("td", { class: "num" }, num(v.accuracy)),
+    h("td", {}, v.ci95_vs_botr ? interval(v.ci95_vs_botr) : "", v.significant_vs_botr
+      ? h("span", { class: "muted small" }, ` (${v.significant_vs_botr === "no" ? "not significant" : v.significant_vs_botr + " BoTr"})`) : null),
+    h("td", { class: "num" }, v.pgr !== undefined ? num(v.pgr) : ""),
+    h("td", { class: "muted small" }, v.fallback_rate !== undefined ? `fallback on ${pct(v.fallback_rate)} of queries` : v.note || "")));
+  return table(["method", "accuracy", "95% CI of the difference vs BoTr", "gap recovered (PGR)", ""], rows, { class: "methods" });
+}
+
+function methodChart(report) {
+  const botr = report.methods.botr_train?.accuracy;
+  const items = Object.entries(report.methods).filter(([, v]) => v.accuracy !== null && v.accuracy !== undefined)
+    .map(([m, v]) => ({ label: SHORT[m] || m, value: v.accuracy, highlight: m.startsWith("prompt_oirl"),
+      lo: v.ci95_vs_botr && botr !== undefined ? botr + v.ci95_vs_botr[0] : undefined,
+      hi: v.ci95_vs_botr && botr !== undefined ? botr + v.ci95_vs_botr[1] : undefined }));
+  return intervalChart(items, { title: `Test accuracy on ${report.n_test} queries (Prompt-OIRL: 95% interval vs BoTr)` });
+}
+
+// Off-policy estimates: {policy, n, estimates: {ips, snips, dm, dr: {value, ci95}}}, wherever the report puts them.
+function opeBlocks(report) {
+  const found = [];
+  const visit = (x) => {
+    if (!x || typeof x !== "object") return;
+    if (Array.isArray(x)) { x.forEach(visit); return; }
+    if (x.estimates && typeof x.estimates === "object") { found.push(x); return; }
+    for (const [k, v] of Object.entries(x)) if (k !== "methods" && k !== "subsets") visit(v);
+  };
+  visit(report);
+  return found.map((o) => {
+    const entries = Object.entries(o.estimates).filter(([, e]) => e && e.value !== undefined);
+    const lo = Math.min(0, ...entries.map(([, e]) => (e.ci95 ? e.ci95[0] : e.value)));
+    const hi = Math.max(1, ...entries.map(([, e]) => (e.ci95 ? e.ci95[1] : e.value)));
+    return h("div", { class: "ope" },
+      h("h3", {}, `Off-policy estimates${o.policy ? ` of policy “${o.policy}”` : ""}${o.n ? ` (${o.n} logged decisions)` : ""}`),
+      intervalChart(entries.map(([k, e]) => ({ label: k.toUpperCase(), value: e.value, lo: e.ci95?.[0], hi: e.ci95?.[1] })),
+        { min: lo, max: hi, title: "estimated value, 95% interval" }),
+      table(["estimator", "value", "95% CI"], entries.map(([k, e]) => h("tr", {}, h("td", {}, k.toUpperCase()),
+        h("td", { class: "num" }, num(e.value)), h("td", {}, interval(e.ci95))))));
+  });
+}
+
+function kCurve(evaluation, all) {
+  const p = evaluation.params || {};
+  const same = all.filter((e) => e.status === "succeeded" && e.report?.information === "full"
+    && e.params?.task === p.task && e.params?.protocol === p.protocol && !!e.params?.held_out === !!p.held_out
+    && (e.params?.max_queries ?? null) === (p.max_queries ?? null) && !e.params?.prompts);
+  const byK = new Map();
+  for (const e of same) if (!byK.has(e.report.k)) byK.set(e.report.k, e.report);  // newest first: keep the newest
+  const ks = [...byK.keys()].sort((a, b) => a - b);
+  if (ks.length < 2) return null;
+  const methods = ["prompt_oirl", "botr_train", "random", "oracle"].filter((m) => ks.every((k) => byK.get(k).methods[m]?.accuracy != null));
+  return lineChart(methods.map((m) => ({ name: SHORT[m] || m, points: ks.map((k) => [k, byK.get(k).methods[m].accuracy]) })),
+    { title: `Accuracy against K (${p.task}, ${p.protocol})`, xLabel: "K = training prompts", xTicks: ks });
+}
+
+function reportView(evaluation, all) {
+  const r = evaluation.report;
+  const head = h("p", { class: "muted" }, `${r.dataset} · protocol ${r.protocol} · K=${r.k} · ${r.n_test} test queries`
+    + (r.n_test_questions ? ` (${r.n_test_questions} distinct questions)` : "") + ` · backend ${r.backend}`);
+  const parts = [head];
+  if (r.information === "partial") {
+    parts.push(h("div", { class: "warn-box" }, r.unavailable));
+    if (r.held_out_log_loss) {
+      const l = r.held_out_log_loss;
+      parts.push(table(["held-out log loss", "value"], [
+        h("tr", {}, h("td", {}, "reward model"), h("td", { class: "num" }, num(l.reward_model, 4))),
+        h("tr", {}, h("td", {}, "per-prompt base rate"), h("td", { class: "num" }, num(l.prompt_base_rate, 4)))]),
+      note(`${l.n_observations} held-out observations on ${l.n_queries} queries.`));
+    }
+  } else {
+    parts.push(methodTable(r), methodChart(r));
+  }
+  parts.push(...opeBlocks(r));
+  const curve = r.information === "full" ? kCurve(evaluation, all) : null;
+  if (curve) parts.push(curve);
+  if (evaluation.plot_url) {
+    parts.push(h("figure", {}, h("img", { src: evaluation.plot_url, alt: "evaluation chart", class: "plot" }),
+      h("figcaption", { class: "muted small" }, "The service's own chart (PNG): ", h("a", { href: evaluation.plot_url }, "open"))));
+  }
+  return parts;
+}
+
+function progressView(e) {
+  return h("div", { class: "progress-line" },
+    h("progress", { max: 1, value: e.progress || 0 }), ` ${e.status} · ${pct(e.progress || 0)}`);
+}
+
+function detail(box, id, refreshList) {
+  const mine = ++shown;
+  const step = async () => {
+    if (mine !== shown) return;
+    let e;
+    try {
+      e = await api(`/v1/evaluations/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (mine === shown) box.replaceChildren(errorBox(err, () => detail(box, id, refreshList)));
+      return;
+    }
+    if (mine !== shown) return;
+    const title = h("h2", {}, `Evaluation ${e.id.slice(0, 8)} `, badge(e.status, e.status === "succeeded" ? "good" : e.status === "failed" ? "bad" : "info"),
+      h("span", { class: "muted small" }, ` ${describe(e.params)} · started ${when(e.created_at)}`));
+    if (e.status === "queued" || e.status === "running") {
+      box.replaceChildren(title, progressView(e));
+      later(step, POLL_MS);
+    } else if (e.status === "failed") {
+      box.replaceChildren(title, errorBox(new Error(e.error || "the job failed without saying why")));
+      refreshList();
+    } else {
+      let all = [];
+      try { all = (await api("/v1/evaluations?limit=100")).evaluations; } catch { /* the K curve is optional */ }
+      box.replaceChildren(title, ...reportView(e, all));
+      refreshList();
+    }
+  };
+  box.replaceChildren(h("p", { class: "loading" }, "loading…"));
+  step();
+}
+
+function startForm(tasks, preset, onStarted) {
+  const task = h("select", { id: "eval-task", "aria-label": "task" },
+    tasks.map((t) => h("option", { value: t.name, selected: t.name === preset }, t.name)));
+  const protocol = h("select", { id: "eval-protocol", "aria-label": "protocol" },
+    h("option", { value: "grouped" }, "grouped (no test question seen in training)"),
+    h("option", { value: "paper" }, "paper (the logs' own split)"));
+  const k = h("input", { type: "number", id: "eval-k", min: 1, max: 6, placeholder: "all", class: "short", "aria-label": "K" });
+  const heldOut = h("input", { type: "checkbox", id: "eval-held-out" });
+  const maxQ = h("input", { type: "number", id: "eval-max-queries", min: 10, placeholder: "all", class: "short", "aria-label": "max queries" });
+  const status = h("div", { class: "status" });
+  const submit = async (ev) => {
+    ev.preventDefault();
+    const body = { task: task.value, protocol: protocol.value, held_out: heldOut.checked, n_boot: 1000 };
+    if (k.value) body.k = Number(k.value);
+    if (maxQ.value) body.max_queries = Number(maxQ.value);
+    status.replaceChildren(h("span", { class: "loading" }, "starting…"));
+    try {
+      const job = await api("/v1/evaluations", { method: "POST", body, admin: true });
+      status.replaceChildren();
+      onStarted(job.id);
+    } catch (err) { status.replaceChildren(errorBox(err)); }
+  };
+  return h("form", { class: "card form", id: "eval-form", onsubmit: submit },
+    h("h2", {}, "Start an evaluation"),
+    h("div", { class: "row" }, h("label", {}, "task ", task), h("label", {}, "protocol ", protocol),
+      h("label", {}, "K training prompts ", k), h("label", {}, "queries ", maxQ),
+      h("label", {}, heldOut, " offer held-out prompts at test time (benchmark tasks)")),
+    h("button", { type: "submit", id: "eval-start" }, "evaluate"), status);
+}
+
+export function render(root, [presetTask]) {
+  timers = [];
+  const formBox = h("div"), detailBox = h("div", { id: "eval-detail" }), listBox = h("div");
+  const open = (id) => detail(detailBox, id, refreshList);
+  function refreshList() {
+    show(listBox, async () => {
+      const { evaluations } = await api("/v1/evaluations?limit=30");
+      if (!evaluations.length) return note("No evaluation yet.");
+      return table(["started", "what", "status", "Prompt-OIRL", "BoTr", ""], evaluations.map((e) => h("tr", { "data-eval": e.id },
+        h("td", {}, when(e.created_at)), h("td", {}, describe(e.params)),
+        h("td", {}, badge(e.status, e.status === "succeeded" ? "good" : e.status === "failed" ? "bad" : "info")),
+        h("td", { class: "num" }, num(e.report?.methods?.prompt_oirl?.accuracy)),
+        h("td", { class: "num" }, num(e.report?.methods?.botr_train?.accuracy)),
+        h("td", {}, h("button", { class: "small", onclick: () => open(e.id) }, "open")))), { class: "evaluations" });
+    });
+  }
+  root.append(h("h1", {}, "Evaluations"),
+    note("Offline evaluation on a task's logs: every method on the same test queries, with a 95% paired-bootstrap "
+      + "interval against the best training prompt. Starting one needs the admin token; it runs as a background job."),
+    formBox, detailBox, h("h2", {}, "Recent evaluations"), listBox);
+  show(formBox, async () => startForm((await api("/v1/tasks")).tasks, presetTask, open));
+  refreshList();
+  return () => { timers.forEach(clearTimeout); timers = []; };
+}

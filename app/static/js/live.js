@@ -1,0 +1,62 @@
+// Live: selections per second, fallback and exploration share, cache hit rate, p50/p99 latency,
+// and judged accuracy over time per task once feedback arrives. Polls GET /v1/live.
+import { api } from "./api.js";
+import { errorBox, h, lineChart, note, num, pct } from "./ui.js";
+
+const POLL_MS = 2000;
+const KEEP = 90;  // points of selections/s history drawn (3 minutes at one poll every 2 s)
+
+function tile(label, value, hint) {
+  return h("div", { class: "tile" }, h("div", { class: "tile-value" }, value), h("div", { class: "tile-label" }, label),
+    hint ? h("div", { class: "muted small" }, hint) : null);
+}
+
+function judgedCharts(judged) {
+  const withData = Object.entries(judged).filter(([, pts]) => pts.length);
+  if (!withData.length) {
+    return note("Judged accuracy: no feedback yet. Once decisions are judged (POST /v1/feedback), each task's "
+      + "accuracy over time is drawn here, from the store, so every worker shows the same picture.");
+  }
+  const t0 = Math.min(...withData.flatMap(([, pts]) => pts.map((p) => Date.parse(p.at))));
+  return lineChart(withData.map(([task, pts]) => ({ name: `${task}`,
+    points: pts.map((p) => [Math.round((Date.parse(p.at) - t0) / 60000), p.accuracy]) })),
+  { title: "Judged accuracy (mean reward of judged decisions)", xLabel: "minutes since the first point" });
+}
+
+export function render(root) {
+  const tiles = h("div", { class: "tiles", id: "live-tiles" }, h("p", { class: "loading" }, "loading…"));
+  const rate = h("div"), judged = h("div"), scope = h("p", { class: "muted small" }), problem = h("div");
+  const history = [];
+  let timer = null, stopped = false;
+  const start = performance.now();
+
+  const poll = async () => {
+    try {
+      const d = await api("/v1/live");
+      problem.replaceChildren();
+      tiles.replaceChildren(
+        tile("selections / s", num(d.selections_per_second, 2), `${d.selections} in the last ${num(d.window_seconds, 0)} s`),
+        tile("fallback share", pct(d.fallback_share), "safe default chosen"),
+        tile("exploration share", pct(d.exploration_share), "not the greedy choice"),
+        tile("cache hit rate", pct(d.cache_hit_rate), "answers served from cache"),
+        tile("latency p50", d.latency_ms.p50 === null ? "–" : `${num(d.latency_ms.p50, 1)} ms`, "POST /v1/select"),
+        tile("latency p99", d.latency_ms.p99 === null ? "–" : `${num(d.latency_ms.p99, 1)} ms`, "POST /v1/select"),
+        tile("models", Object.entries(d.models).map(([t, v]) => `${t} v${v}`).join(", ") || "none", "served by this worker"));
+      history.push([Math.round((performance.now() - start) / 1000), d.selections_per_second]);
+      if (history.length > KEEP) history.shift();
+      const peak = Math.max(1, ...history.map((p) => p[1]));
+      rate.replaceChildren(history.length > 1
+        ? lineChart([{ name: "selections/s", points: history }], { title: "Selections per second (this page's view)",
+          xLabel: "seconds since the page opened", ymax: Math.ceil(peak), xTicks: [history[0][0], history.at(-1)[0]] })
+        : note("The rate chart starts with the next reading."));
+      judged.replaceChildren(judgedCharts(d.judged));
+      scope.textContent = `Serving figures: ${d.scope}.`;
+    } catch (err) {
+      problem.replaceChildren(errorBox(err));  // keep polling: it clears itself when the service answers
+    }
+    if (!stopped) timer = setTimeout(poll, POLL_MS);
+  };
+  root.append(h("h1", {}, "Live"), problem, tiles, scope, rate, judged);
+  poll();
+  return () => { stopped = true; clearTimeout(timer); };
+}

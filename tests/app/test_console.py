@@ -1,0 +1,274 @@
+"""The web console in a real browser: Debian's chromium driven by Playwright, against a live uvicorn
+on 127.0.0.1 with a real SQLite store and the tiny trained model.
+
+Every page is opened and used as a person would: try a query (free text marked unseen), start an
+evaluation and see its plots, promote and roll back with the admin token and see the refusal
+without it, and read errors (503, 4xx, a proxy's HTML page) as messages. Screenshots of each page
+go to ``screenshots/console/`` (not committed). Skipped when Playwright or chromium is missing,
+except in CI (``CI`` set), where ``.ci/run`` installs both and a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from service_support import TINY, TOKEN, make_settings, seed_store
+
+from app.main import create_app
+from oirl.registry import ModelRegistry
+from oirl.store.engine import make_engine, make_session_factory
+
+CHROMIUM = os.environ.get("OIRL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+SHOTS = Path(__file__).resolve().parents[2] / "screenshots" / "console"
+
+
+def _need(condition: bool, reason: str) -> None:
+    if condition:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; .ci/run installs it, so CI must have it")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _need(False, "playwright is not installed (pip install -e '.[dev]')")
+    _need(CHROMIUM is not None, "no chromium on PATH (apt-get install chromium); set OIRL_CHROMIUM to use another")
+    with sync_playwright() as p:
+        # --no-sandbox: CI and containers run as root, where chromium's sandbox refuses to start.
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(base: str, path: str, ok, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(base + path, headers={"Authorization": f"Bearer {TOKEN}"})
+            if r.status_code == 200 and ok(r.json()):
+                return r.json()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{path} never became ready")
+
+
+@pytest.fixture(scope="module")
+def server(browser, tmp_path_factory, model_dir, minilm, training_embedder):
+    """A live service: task `synth` with champion v1, a retrained challenger v2 (gate against v1) and
+    v3, a version never judged against the champion (so the gate refuses it)."""
+    home = tmp_path_factory.mktemp("console")
+    url = f"sqlite:///{home / 'oirl.db'}"
+    settings = make_settings(home, url)
+    seed_store(url, settings.resolved_artefact_dir, model_dir)
+    app = create_app(settings, embedder=minilm, training_embedder=training_embedder)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait(base, "/readyz", lambda b: b["ready"])
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        job = httpx.post(f"{base}/admin/retrain", json={"params": TINY, "holdout_fraction": 0.25}, headers=auth).json()
+        assert _wait(base, job["status_url"], lambda b: b["status"] in ("succeeded", "failed"))["status"] == "succeeded"
+        engine = make_engine(url)
+        ModelRegistry(make_session_factory(engine), settings.resolved_artefact_dir).register(model_dir)
+        engine.dispose()
+        yield base
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))  # an uncaught JS error fails the test
+    pg.set_default_timeout(20_000)
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def set_token(page) -> None:
+    page.fill("#token-input", TOKEN)
+    page.click("#token-form button")
+    page.wait_for_selector("#token-forget")
+
+
+def test_tasks_page_shows_champion_challenger_gates_and_toggles_prompts(page, server):
+    page.goto("/#/tasks")
+    card = page.locator("section.card[data-task=synth]")
+    aliases = card.locator("table.aliases")
+    assert "v1" in aliases.locator("tr", has_text="champion").first.inner_text()
+    challenger = aliases.locator("tr", has_text="challenger").inner_text()
+    assert "v2" in challenger and "held-out queries" in challenger and "95% CI" in challenger
+    assert "Exploration" in card.inner_text()
+    rows = card.locator("table.prompts tbody tr")
+    assert rows.count() == 2
+    shot(page, "tasks")
+
+    first = rows.first
+    first.locator("button", has_text="deactivate").click()  # no token yet: refused, and said so
+    assert "admin token" in card.locator(".status .error").inner_text()
+    set_token(page)
+    first.locator("button", has_text="deactivate").click()
+    page.locator("section.card[data-task=synth] table.prompts tbody tr.inactive").wait_for()
+    assert httpx.get(f"{server}/v1/tasks/synth").json()["prompts"][0]["active"] is False
+    page.locator("section.card[data-task=synth] table.prompts tbody tr").first.locator(
+        "button", has_text="activate").click()
+    page.locator("section.card[data-task=synth] table.prompts tbody tr.inactive").wait_for(state="detached")
+    assert all(p["active"] for p in httpx.get(f"{server}/v1/tasks/synth").json()["prompts"])
+
+
+def test_try_a_query_ranks_registered_and_unseen_prompts(page):
+    page.goto("/#/try/synth")
+    page.fill("#query", "Ali has 12 marbles, loses 3 of them and then buys 40 more. How many now?")
+    page.click("#add-free")
+    page.fill("#free input.free-text", "Solve it carefully and give only the number: ")
+    page.click("#rank")
+    rows = page.locator("#ranking tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == 3
+    assert page.locator("#ranking tr.chosen").count() == 1
+    unseen = page.locator("#ranking tr", has=page.locator(".badge.unseen"))
+    assert unseen.count() == 1 and "Solve it carefully" in unseen.inner_text()
+    # Bars share one 0..1 scale: each bar's width is its P(correct) of the same track.
+    widths = page.eval_on_selector_all("#ranking .pbar", "els => els.map(e => [e.querySelector('.fill')"
+                                       ".getBoundingClientRect().width / e.getBoundingClientRect().width,"
+                                       " parseFloat(e.innerText)])")
+    assert all(abs(w - p) < 0.01 for w, p in widths), widths
+    assert "model v1" in page.locator("#result .flags").inner_text()
+    shot(page, "try")
+
+    for box in page.locator("#registered input.cand").all():
+        box.uncheck()
+    page.locator("#free button", has_text="remove").click()
+    page.click("#rank")
+    assert "candidates is empty" in page.locator("#result .error").inner_text()  # the 422's detail, readable
+
+
+def test_models_promote_and_roll_back_need_the_token(page, server):
+    page.goto("/#/models")
+    section = page.locator("section.card[data-task=synth]")
+    v3 = section.locator("tr[data-version='3']")
+    v3.locator("button.promote").click()
+    assert "missing `Authorization: Bearer <token>` header" in section.locator(".status .error").inner_text()
+    assert httpx.get(f"{server}/v1/models").json()["aliases"]["synth"]["champion"] == 1
+
+    set_token(page)
+    v3.locator("button.promote").click()  # the gate refuses a version never judged against v1
+    assert "not judged against the current champion v1" in section.locator(".status .error").inner_text()
+    v3.locator("input.force").check()
+    v3.locator("input.reason").fill("browser test")
+    v3.locator("button.promote").click()
+    assert "v3 is now the champion of synth (was v1)" in section.locator(".status .ok").inner_text()
+    assert httpx.get(f"{server}/v1/models").json()["aliases"]["synth"]["champion"] == 3
+    history = section.locator("table.history tbody tr")
+    assert "forced: browser test" in history.first.inner_text()
+    assert section.locator("tr[data-version='3'] .badge", has_text="champion").count() == 1
+    shot(page, "models")
+
+    section.locator("button.rollback").click()
+    assert "champion back to v1 (was v3)" in section.locator(".status .ok").inner_text()
+    assert httpx.get(f"{server}/v1/models").json()["aliases"]["synth"]["champion"] == 1
+    assert "rollback" in section.locator("table.history tbody tr").first.inner_text()
+
+
+def test_evaluation_runs_and_shows_table_and_plots(page):
+    page.goto("/#/evaluations/synth")
+    page.click("#eval-start")  # without the token: refused, readable
+    assert "admin token" in page.locator("#eval-form .error").inner_text()
+    set_token(page)
+    for k in ("1", ""):  # two K values: the page draws accuracy against K from both
+        page.fill("#eval-k", k)
+        page.click("#eval-start")
+        page.locator("#eval-detail table.methods").wait_for(timeout=120_000)
+    detail = page.locator("#eval-detail")
+    assert "succeeded" in detail.locator("h2").inner_text()
+    assert "Prompt-OIRL" in detail.locator("table.methods").inner_text()
+    img = detail.locator("img.plot")
+    img.wait_for()
+    page.wait_for_function("() => document.querySelector('#eval-detail img.plot').naturalWidth > 0")
+    charts = detail.locator("svg.chart")
+    assert charts.count() == 2  # method comparison with intervals, accuracy against K
+    assert "Accuracy against K" in charts.nth(1).inner_html()
+    assert page.locator("table.evaluations tbody tr").count() == 2
+    shot(page, "evaluations")
+
+
+def test_live_page_shows_serving_figures(page, server):
+    for i in range(5):
+        httpx.post(f"{server}/v1/select", json={"query": f"What is {i} + 40?"}).raise_for_status()
+    page.goto("/#/live")
+    tiles = page.locator("#live-tiles")
+    tiles.locator(".tile").first.wait_for()
+    text = tiles.inner_text()
+    assert "selections / s" in text and "cache hit rate" in text and "latency p99" in text and "synth v1" in text
+    assert " ms" in tiles.locator(".tile", has_text="latency p50").inner_text()
+    assert "no feedback yet" in page.locator("main").inner_text()
+    page.wait_for_selector("main svg.chart")  # the rate chart after the second reading
+    shot(page, "live")
+
+
+def test_errors_read_as_messages_never_a_stuck_spinner(page, server):
+    # 503: a task without a champion yet.
+    r = httpx.post(f"{server}/v1/tasks", json={"name": "fresh", "prompts": ["Answer: "]},
+                   headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 201, r.text
+    page.goto("/#/try/fresh")
+    page.click("#rank")
+    error = page.locator("#result .error").inner_text()
+    assert "Error 503" in error and "has no champion model yet" in error and "retry in 5 s" in error
+
+    # A proxy answering HTML instead of JSON (intercepted in the browser, as a gateway would).
+    page.route("**/v1/tasks", lambda route: route.fulfill(status=502, content_type="text/html",
+                                                          body="<html><body><h1>502 Bad Gateway</h1></body></html>"))
+    page.goto("/#/tasks")
+    error = page.locator("main .error").inner_text()
+    assert "HTTP 502" in error and "Bad Gateway" in error
+    assert page.locator("main .loading").count() == 0
+    page.unroute("**/v1/tasks")
+    page.locator("main .error button", has_text="try again").click()
+    page.locator("section.card[data-task=synth]").wait_for()
+
+
+def test_the_token_stays_in_session_storage_only(page, server):
+    seen: list[str] = []
+    page.on("request", lambda req: seen.append(req.url))
+    page.goto("/#/tasks")
+    set_token(page)
+    page.goto("/#/models")
+    page.locator("section.card[data-task=synth]").wait_for()
+    assert page.evaluate("sessionStorage.getItem('oirl-admin-token')") == TOKEN
+    assert page.evaluate("Object.values(localStorage).join()") == ""
+    assert all(TOKEN not in u for u in seen) and TOKEN not in page.url
+    assert TOKEN not in page.content()  # not written into the page (the input is emptied on save)
+    for asset in ("/", "/static/js/main.js", "/static/js/api.js"):
+        assert TOKEN not in httpx.get(server + asset).text
