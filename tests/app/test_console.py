@@ -209,7 +209,9 @@ def test_evaluation_runs_and_shows_table_and_plots(page):
     for k in ("1", ""):  # two K values: the page draws accuracy against K from both
         page.fill("#eval-k", k)
         page.click("#eval-start")
-        page.locator("#eval-detail table.methods").wait_for(timeout=120_000)
+        page.wait_for_function("k => { const t = document.querySelector('#eval-detail h2')?.innerText || '';"
+                               " return t.includes('succeeded') && t.includes('K=1') === (k === '1'); }",
+                               arg=k, timeout=120_000)
     detail = page.locator("#eval-detail")
     assert "succeeded" in detail.locator("h2").inner_text()
     assert "Prompt-OIRL" in detail.locator("table.methods").inner_text()
@@ -272,3 +274,55 @@ def test_the_token_stays_in_session_storage_only(page, server):
     assert TOKEN not in page.content()  # not written into the page (the input is emptied on save)
     for asset in ("/", "/static/js/main.js", "/static/js/api.js"):
         assert TOKEN not in httpx.get(server + asset).text
+
+
+def _augment(page, pattern: str, change) -> None:
+    """Pass the real answer through ``change`` on its way to the page: the decision loop's fields
+    (exploration, propensity, decision id, off-policy estimates, judged accuracy) as the service
+    sends them once it has them."""
+    import json
+
+    def handle(route):
+        response = route.fetch()
+        route.fulfill(response=response, json=change(json.loads(response.text())))
+
+    page.route(pattern, handle)
+
+
+def test_decision_loop_fields_are_drawn_when_present(page, server):
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    evaluations = httpx.get(f"{server}/v1/evaluations").json()["evaluations"]
+    if not evaluations:  # this test run alone
+        job = httpx.post(f"{server}/v1/evaluations", json={"n_boot": 200}, headers=auth).json()
+        _wait(server, job["status_url"], lambda b: b["status"] == "succeeded")
+        evaluations = httpx.get(f"{server}/v1/evaluations").json()["evaluations"]
+    eval_id = evaluations[0]["id"]
+    estimates = {k: {"value": v, "ci95": [v - 0.05, v + 0.04]} for k, v in
+                 (("ips", 0.61), ("snips", 0.6), ("dm", 0.57), ("dr", 0.59))}
+    exploration = {"mode": "epsilon", "epsilon": 0.1, "temperature": 0.05, "default_floor": 0.2}
+    judged = [{"at": f"2026-01-01T00:{m:02d}:00Z", "n": 40, "accuracy": 0.5 + m / 100} for m in range(0, 30, 5)]
+    _augment(page, "**/v1/tasks", lambda b: {"tasks": [{**t, "exploration": exploration} for t in b["tasks"]]})
+    _augment(page, "**/v1/select", lambda b: {**b, "explored": True, "propensity": 0.05, "decision_id": "d-42"})
+    _augment(page, f"**/v1/evaluations/{eval_id}",
+             lambda b: {**b, "report": {**b["report"], "ope": {"policy": "prompt_oirl", "n": 500,
+                                                               "estimates": estimates}}})
+    _augment(page, "**/v1/live", lambda b: {**b, "judged": {"synth": judged}})
+
+    page.goto("/#/tasks")
+    now = page.locator("[data-task=synth] .explore-now").inner_text()
+    assert "mode epsilon · ε = 0.1 · at least 20% on the safe default" in now
+
+    page.goto("/#/try/synth")
+    page.click("#rank")
+    flags = page.locator("#result .flags").inner_text()
+    assert "explored (propensity 0.050)" in flags and "decision d-42" in flags
+
+    page.goto("/#/evaluations")
+    page.locator(f"table.evaluations tr[data-eval='{eval_id}'] button").click()
+    ope = page.locator("#eval-detail .ope")
+    assert "policy “prompt_oirl” (500 logged decisions)" in ope.locator("h3").inner_text()
+    assert ope.locator("tbody tr").count() == 4 and "[0.560, 0.650]" in ope.inner_text()
+
+    page.goto("/#/live")
+    page.wait_for_selector("main svg.chart >> text=Judged accuracy")
+    assert "no feedback yet" not in page.locator("main").inner_text()

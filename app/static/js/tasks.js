@@ -4,14 +4,38 @@ import { api } from "./api.js";
 import { gateSummary } from "./gate.js";
 import { badge, errorBox, h, note, show, table, when } from "./ui.js";
 
-function exploration(task) {
-  const e = task.exploration;
-  if (!e) return h("span", { class: "muted" }, "not reported by this service (greedy choice)");
+function describeExploration(e) {
   const parts = [`mode ${e.mode}`];
   if (e.mode === "epsilon" && e.epsilon !== undefined) parts.push(`ε = ${e.epsilon}`);
   if (e.mode === "softmax" && e.temperature !== undefined) parts.push(`temperature ${e.temperature}`);
-  if (e.default_floor) parts.push(`default prompt floor ${e.default_floor}`);
-  return h("span", {}, parts.join(" · "));
+  if (e.default_floor) parts.push(`at least ${(100 * e.default_floor).toFixed(0)}% on the safe default`);
+  return parts.join(" · ");
+}
+
+// The task's exploration setting, and a form to change it (PUT /v1/tasks/{name}/exploration).
+function exploration(task, status, redraw) {
+  const e = task.exploration;
+  if (!e) return h("span", { class: "muted" }, "not reported by this service (greedy choice)");
+  const field = (name, value, attrs) => h("label", { class: "small" }, `${name} `,
+    h("input", { type: "number", class: "short", name, value: String(value ?? ""), step: "any", ...attrs }));
+  const mode = h("select", { name: "mode", "aria-label": "exploration mode" },
+    ["greedy", "epsilon", "softmax"].map((m) => h("option", { value: m, selected: m === e.mode }, m)));
+  const form = h("form", { class: "inline explore-form", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const body = { mode: mode.value };
+    for (const name of ["epsilon", "temperature", "default_floor"]) {
+      const v = form.querySelector(`input[name=${name}]`).value;
+      if (v !== "") body[name] = Number(v);
+    }
+    status.replaceChildren(h("span", { class: "loading" }, "saving…"));
+    try {
+      await api(`/v1/tasks/${encodeURIComponent(task.name)}/exploration`, { method: "PUT", body, admin: true });
+      redraw();
+    } catch (err) { status.replaceChildren(errorBox(err)); }
+  } }, mode, field("epsilon", e.epsilon, { min: 0, max: 1 }), field("temperature", e.temperature, { min: 0 }),
+  field("default_floor", e.default_floor, { min: 0, max: 1 }), h("button", { type: "submit", class: "small" }, "set"));
+  return h("span", {}, h("span", { class: "explore-now" }, describeExploration(e)),
+    h("details", {}, h("summary", { class: "small" }, "change"), form));
 }
 
 function aliasRow(task, label, alias) {
@@ -64,7 +88,7 @@ function taskCard(task, redraw) {
       h("a", { href: `#/evaluations/${encodeURIComponent(task.name)}` }, "evaluate")),
     table(["alias", "version", "gate"], [aliasRow(task, "champion", task.champion), aliasRow(task, "challenger", task.challenger)],
       { class: "aliases" }),
-    h("p", {}, h("strong", {}, "Exploration: "), exploration(task)),
+    h("div", { class: "exploration" }, h("strong", {}, "Exploration: "), exploration(task, status, redraw)),
     h("h3", {}, `Candidate prompts (${task.prompts.filter((p) => p.active).length} active of ${task.prompts.length})`),
     table(["id", "prompt", "", ""], promptRows(task, status, redraw), { class: "prompts" }),
     addPromptForm(task, status, redraw), status);
