@@ -15,6 +15,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -71,6 +72,23 @@ def _wait(base: str, path: str, ok, timeout: float = 120.0) -> dict:
     raise AssertionError(f"{path} never became ready")
 
 
+@contextmanager
+def live_service(settings, minilm, training_embedder):
+    """uvicorn on a free port of 127.0.0.1 in a thread; yields the base URL once it listens."""
+    app = create_app(settings, embedder=minilm, training_embedder=training_embedder)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait(base, "/healthz", lambda b: True)
+        yield base
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def server(browser, tmp_path_factory, model_dir, minilm, training_embedder):
     """A live service: task `synth` with champion v1, a retrained challenger v2 (gate against v1) and
@@ -79,13 +97,7 @@ def server(browser, tmp_path_factory, model_dir, minilm, training_embedder):
     url = f"sqlite:///{home / 'oirl.db'}"
     settings = make_settings(home, url)
     seed_store(url, settings.resolved_artefact_dir, model_dir)
-    app = create_app(settings, embedder=minilm, training_embedder=training_embedder)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with live_service(settings, minilm, training_embedder) as base:
         _wait(base, "/readyz", lambda b: b["ready"])
         auth = {"Authorization": f"Bearer {TOKEN}"}
         job = httpx.post(f"{base}/admin/retrain", json={"params": TINY, "holdout_fraction": 0.25}, headers=auth).json()
@@ -94,9 +106,6 @@ def server(browser, tmp_path_factory, model_dir, minilm, training_embedder):
         ModelRegistry(make_session_factory(engine), settings.resolved_artefact_dir).register(model_dir)
         engine.dispose()
         yield base
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -260,6 +269,41 @@ def test_errors_read_as_messages_never_a_stuck_spinner(page, server):
     page.locator("main .error button", has_text="try again").click()
     page.locator("section.card[data-task=synth]").wait_for()
 
+    # A job that fails: its error, not an endless progress bar.
+    set_token(page)
+    page.goto("/#/evaluations/fresh")
+    page.click("#eval-start")
+    error = page.locator("#eval-detail .error")
+    error.wait_for(timeout=60_000)
+    assert "no observations in the store for task='fresh'" in error.inner_text()
+    assert "failed" in page.locator("#eval-detail h2").inner_text()
+
+
+def test_a_service_that_is_not_ready_says_why_on_every_page(browser, tmp_path, model_dir, minilm,
+                                                            training_embedder):
+    url = f"sqlite:///{tmp_path / 'oirl.db'}"
+    settings = make_settings(tmp_path, url)
+    seed_store(url, settings.resolved_artefact_dir, model_dir, promote=False)  # a model, no champion
+    with live_service(settings, minilm, training_embedder) as base:
+        context = browser.new_context(base_url=base)
+        page = context.new_page()
+        page.goto("/#/try/synth")
+        banner = page.locator("#banner")
+        banner.wait_for()
+        assert "no champion model loaded for any task" in banner.inner_text()
+        page.click("#rank")
+        assert "Error 503" in page.locator("#result .error").inner_text()
+        page.goto("/#/tasks")  # the rest of the console still works
+        assert "none" in page.locator("section.card[data-task=synth] table.aliases").inner_text()
+        page.goto("/#/live")
+        assert "none" in page.locator(".tile", has_text="models").inner_text()
+
+        engine = make_engine(url)
+        ModelRegistry(make_session_factory(engine), settings.resolved_artefact_dir).promote(1)
+        engine.dispose()
+        banner.wait_for(state="hidden", timeout=15_000)  # looked again, and it is ready now
+        context.close()
+
 
 def test_the_token_stays_in_session_storage_only(page, server):
     seen: list[str] = []
@@ -291,12 +335,13 @@ def _augment(page, pattern: str, change) -> None:
 
 def test_decision_loop_fields_are_drawn_when_present(page, server):
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    evaluations = httpx.get(f"{server}/v1/evaluations").json()["evaluations"]
-    if not evaluations:  # this test run alone
+    def succeeded():
+        return [e for e in httpx.get(f"{server}/v1/evaluations").json()["evaluations"] if e["status"] == "succeeded"]
+
+    if not succeeded():  # this test run alone
         job = httpx.post(f"{server}/v1/evaluations", json={"n_boot": 200}, headers=auth).json()
         _wait(server, job["status_url"], lambda b: b["status"] == "succeeded")
-        evaluations = httpx.get(f"{server}/v1/evaluations").json()["evaluations"]
-    eval_id = evaluations[0]["id"]
+    eval_id = succeeded()[0]["id"]
     estimates = {k: {"value": v, "ci95": [v - 0.05, v + 0.04]} for k, v in
                  (("ips", 0.61), ("snips", 0.6), ("dm", 0.57), ("dr", 0.59))}
     exploration = {"mode": "epsilon", "epsilon": 0.1, "temperature": 0.05, "default_floor": 0.2}

@@ -20,7 +20,7 @@ export class ApiError extends Error {
 }
 
 const REASONS = {
-  401: "the admin token is missing or wrong (set it with the “Admin token” button at the top)",
+  401: "the admin token is missing or wrong (type it in “Admin token” at the top right)",
   403: "this service has write and admin routes switched off (no OIRL_ADMIN_TOKEN configured)",
   503: "the service is not ready yet",
 };

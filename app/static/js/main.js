@@ -1,5 +1,5 @@
 // The console: a hash router over five pages and the admin-token control in the header.
-import { token } from "./api.js";
+import { api, token } from "./api.js";
 import { errorBox, h } from "./ui.js";
 import * as evaluations from "./evaluations.js";
 import * as live from "./live.js";
@@ -47,6 +47,21 @@ function tokenControl() {
   draw();
 }
 
+// While the service is not ready (store down, no champion loaded, embedder warming) say so above
+// every page, with the reasons, and look again every few seconds until it is.
+async function readiness() {
+  const banner = document.getElementById("banner");
+  try {
+    await api("/readyz");
+    banner.hidden = true;
+  } catch (err) {
+    banner.replaceChildren(h("strong", {}, "The service is not ready: "), err.message.replace(/^not ready: /, ""));
+    banner.hidden = false;
+    setTimeout(readiness, 3000);
+  }
+}
+
 tokenControl();
+readiness();
 window.addEventListener("hashchange", route);
 route();
