@@ -17,7 +17,7 @@ function later(fn, ms) { timers.push(setTimeout(fn, ms)); }
 
 function describe(params) {
   const p = params || {};
-  return [p.task, p.protocol, p.k ? `K=${p.k}` : null, p.held_out ? "held-out prompts" : null,
+  return [p.task, p.protocol, p.policy ? `policy ${p.policy}` : null, p.k ? `K=${p.k}` : null, p.held_out ? "held-out prompts" : null,
     p.max_queries ? `${p.max_queries} queries` : null].filter(Boolean).join(" · ");
 }
 
@@ -140,19 +140,51 @@ function detail(box, id, refreshList) {
   step();
 }
 
-function startForm(tasks, preset, onStarted) {
+// The form follows the request body's schema (the library's EvaluationParams, from /openapi.json):
+// choices such as protocol, or a policy to estimate off-policy, appear as the service offers them.
+async function evaluationSchema() {
+  try {
+    const doc = await api("/openapi.json");
+    const ref = doc.paths["/v1/evaluations"].post.requestBody.content["application/json"].schema.$ref;
+    return doc.components.schemas[ref.split("/").pop()].properties || {};
+  } catch {
+    return { protocol: { enum: ["grouped", "paper"], default: "grouped" } };  // docs switched off: the basics
+  }
+}
+
+function choices(prop) {
+  if (!prop) return null;
+  if (prop.enum) return prop.enum;
+  const withEnum = (prop.anyOf || []).find((p) => p.enum);
+  return withEnum ? withEnum.enum : null;
+}
+
+const CHOICE_HINTS = { grouped: "grouped (no test question seen in training)", paper: "paper (the logs' own split)" };
+
+function choiceField(name, prop) {
+  const options = choices(prop);
+  if (!options) {
+    return h("input", { type: "text", id: `eval-${name}`, name, placeholder: "default", "aria-label": name });
+  }
+  const optional = !prop.enum || prop.default === null || prop.default === undefined;
+  return h("select", { id: `eval-${name}`, name, "aria-label": name, title: prop.description || "" },
+    optional ? h("option", { value: "" }, "default") : null,
+    options.map((o) => h("option", { value: o, selected: o === prop.default }, CHOICE_HINTS[o] || o)));
+}
+
+function startForm(tasks, schema, preset, onStarted) {
   const task = h("select", { id: "eval-task", "aria-label": "task" },
     tasks.map((t) => h("option", { value: t.name, selected: t.name === preset }, t.name)));
-  const protocol = h("select", { id: "eval-protocol", "aria-label": "protocol" },
-    h("option", { value: "grouped" }, "grouped (no test question seen in training)"),
-    h("option", { value: "paper" }, "paper (the logs' own split)"));
+  const extra = ["protocol", "policy"].filter((n) => schema[n]).map((n) => [n, choiceField(n, schema[n])]);
   const k = h("input", { type: "number", id: "eval-k", min: 1, max: 6, placeholder: "all", class: "short", "aria-label": "K" });
   const heldOut = h("input", { type: "checkbox", id: "eval-held-out" });
   const maxQ = h("input", { type: "number", id: "eval-max-queries", min: 10, placeholder: "all", class: "short", "aria-label": "max queries" });
   const status = h("div", { class: "status" });
   const submit = async (ev) => {
     ev.preventDefault();
-    const body = { task: task.value, protocol: protocol.value, held_out: heldOut.checked, n_boot: 1000 };
+    const body = { task: task.value, held_out: heldOut.checked };
+    if (schema.n_boot) body.n_boot = 1000;  // enough for a 95% interval on a page; the API's default is 2000
+    for (const [name, input] of extra) if (input.value) body[name] = input.value;
     if (k.value) body.k = Number(k.value);
     if (maxQ.value) body.max_queries = Number(maxQ.value);
     status.replaceChildren(h("span", { class: "loading" }, "starting…"));
@@ -164,7 +196,7 @@ function startForm(tasks, preset, onStarted) {
   };
   return h("form", { class: "card form", id: "eval-form", onsubmit: submit },
     h("h2", {}, "Start an evaluation"),
-    h("div", { class: "row" }, h("label", {}, "task ", task), h("label", {}, "protocol ", protocol),
+    h("div", { class: "row" }, h("label", {}, "task ", task), extra.map(([n, input]) => h("label", {}, `${n} `, input)),
       h("label", {}, "K training prompts ", k), h("label", {}, "queries ", maxQ),
       h("label", {}, heldOut, " offer held-out prompts at test time (benchmark tasks)")),
     h("button", { type: "submit", id: "eval-start" }, "evaluate"), status);
@@ -190,7 +222,10 @@ export function render(root, [presetTask]) {
     note("Offline evaluation on a task's logs: every method on the same test queries, with a 95% paired-bootstrap "
       + "interval against the best training prompt. Starting one needs the admin token; it runs as a background job."),
     formBox, detailBox, h("h2", {}, "Recent evaluations"), listBox);
-  show(formBox, async () => startForm((await api("/v1/tasks")).tasks, presetTask, open));
+  show(formBox, async () => {
+    const [{ tasks }, schema] = await Promise.all([api("/v1/tasks"), evaluationSchema()]);
+    return startForm(tasks, schema, presetTask, open);
+  });
   refreshList();
   return () => { timers.forEach(clearTimeout); timers = []; };
 }
