@@ -212,6 +212,7 @@ def test_models_promote_and_roll_back_need_the_token(page, server):
 
 def test_evaluation_runs_and_shows_table_and_plots(page):
     page.goto("/#/evaluations/synth")
+    page.locator("#eval-protocol").wait_for()
     options = page.locator("#eval-protocol option").all_inner_texts()  # from EvaluationParams' schema
     assert any(o.startswith("grouped") for o in options) and any(o.startswith("paper") for o in options)
     page.click("#eval-start")  # without the token: refused, readable
