@@ -110,7 +110,8 @@ export function lineChart(series, { title = "", xLabel = "", ymin = 0, ymax = 1,
     svg.append(s("text", { x: x(v), y: height - 18, "text-anchor": "middle", class: "tick" }, String(v)));
   }
   svg.append(s("text", { x: (left + width - right) / 2, y: height - 2, "text-anchor": "middle", class: "tick" }, xLabel));
-  series.forEach((se, i) => {
+  // Drawn last-first, so the first series (the one the chart is about) lies on top.
+  [...series.entries()].reverse().forEach(([i, se]) => {
     const cls = `series s${i % 6}`;
     const pts = se.points.map(([a, b]) => `${x(a)},${y(b)}`).join(" ");
     svg.append(s("polyline", { points: pts, class: cls }));
