@@ -30,4 +30,5 @@ class LiveOut(BaseModel):
     latency_ms: LatencyMs
     models: dict[str, int] = Field(description="Task -> the champion version this worker serves.")
     judged: dict[str, list[JudgedPoint]] = Field(
-        description="Task -> judged accuracy over time, from feedback in the store (empty until feedback arrives).")
+        description="Task -> judged accuracy over the last 6 hours in 5-minute buckets: the mean reward of "
+                    "decisions that received feedback (observations with a decision_id), from the store.")

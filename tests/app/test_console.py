@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -325,8 +326,8 @@ def test_the_token_stays_in_session_storage_only(page, server):
 
 def _augment(page, pattern: str, change) -> None:
     """Pass the real answer through ``change`` on its way to the page: the decision loop's fields
-    (exploration, propensity, decision id, off-policy estimates, judged accuracy) as the service
-    sends them once it has them."""
+    (exploration, propensity, decision id, off-policy estimates) as the service sends them once it
+    has them."""
     import json
 
     def handle(route):
@@ -348,13 +349,11 @@ def test_decision_loop_fields_are_drawn_when_present(page, server):
     estimates = {k: {"value": v, "ci95": [v - 0.05, v + 0.04]} for k, v in
                  (("ips", 0.61), ("snips", 0.6), ("dm", 0.57), ("dr", 0.59))}
     exploration = {"mode": "epsilon", "epsilon": 0.1, "temperature": 0.05, "default_floor": 0.2}
-    judged = [{"at": f"2026-01-01T00:{m:02d}:00Z", "n": 40, "accuracy": 0.5 + m / 100} for m in range(0, 30, 5)]
     _augment(page, "**/v1/tasks", lambda b: {"tasks": [{**t, "exploration": exploration} for t in b["tasks"]]})
     _augment(page, "**/v1/select", lambda b: {**b, "explored": True, "propensity": 0.05, "decision_id": "d-42"})
     _augment(page, f"**/v1/evaluations/{eval_id}",
              lambda b: {**b, "report": {**b["report"], "ope": {"policy": "prompt_oirl", "n": 500,
                                                                "estimates": estimates}}})
-    _augment(page, "**/v1/live", lambda b: {**b, "judged": {"synth": judged}})
 
     page.goto("/#/tasks")
     now = page.locator("[data-task=synth] .explore-now").inner_text()
@@ -371,6 +370,12 @@ def test_decision_loop_fields_are_drawn_when_present(page, server):
     assert "policy “prompt_oirl” (500 logged decisions)" in ope.locator("h3").inner_text()
     assert ope.locator("tbody tr").count() == 4 and "[0.560, 0.650]" in ope.inner_text()
 
+    # Judged accuracy is real: feedback on decisions, stored as observations with a decision id.
+    now = datetime.now(UTC)
+    rows = [{"query": f"What is {i} + 2?", "prompt": "The answer is:", "correct": i % 3 != 0,
+             "decision_id": f"console-{i}", "logged_at": (now - timedelta(minutes=40 - 3 * i)).isoformat()}
+            for i in range(12)]
+    assert httpx.post(f"{server}/v1/logs", json={"task": "synth", "rows": rows}, headers=auth).status_code == 200
     page.goto("/#/live")
     page.wait_for_selector("main svg.chart >> text=Judged accuracy")
     assert "no feedback yet" not in page.locator("main").inner_text()

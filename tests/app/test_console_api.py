@@ -22,6 +22,22 @@ def test_live_figures_follow_the_selections(client):
     assert r.status_code == 404 and "task 'nope' does not exist" in r.json()["detail"]
 
 
+def test_judged_accuracy_comes_from_feedback_in_the_store(client, auth):
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    rows = [{"query": f"What is {i} + 1?", "prompt": "The answer is:", "correct": i % 4 != 0, "decision_id": f"d{i}",
+             "logged_at": (now - timedelta(minutes=30 - i)).isoformat()} for i in range(12)]
+    rows.append({"query": "What is 99 + 1?", "prompt": "The answer is:", "correct": False})  # not a decision
+    assert client.post("/v1/logs", json={"task": "synth", "rows": rows}, headers=auth).json()["inserted"] == 13
+    judged = client.get("/v1/live?task=synth").json()["judged"]["synth"]
+    assert sum(p["n"] for p in judged) == 12
+    assert sum(p["n"] * p["accuracy"] for p in judged) == 9  # 3 of the 12 were wrong
+    assert [p["at"] for p in judged] == sorted(p["at"] for p in judged)
+    r = client.get("/v1/live?task=nope")
+    assert r.status_code == 404 and "task 'nope' does not exist" in r.json()["detail"]
+
+
 def test_recent_evaluations_newest_first_with_their_tables(client, auth, wait_job):
     assert client.get("/v1/evaluations").json() == {"evaluations": []}
     ids = []
