@@ -156,6 +156,15 @@ def test_tasks_page_shows_champion_challenger_gates_and_toggles_prompts(page, se
     page.locator("section.card[data-task=synth] table.prompts tbody tr.inactive").wait_for(state="detached")
     assert all(p["active"] for p in httpx.get(f"{server}/v1/tasks/synth").json()["prompts"])
 
+    page.fill("section.card[data-task=synth] input[aria-label='new prompt']", "Answer in one word: ")
+    page.click("section.card[data-task=synth] form.inline button")
+    added = page.locator("section.card[data-task=synth] table.prompts tbody tr", has_text="Answer in one word")
+    assert "active" in added.inner_text()
+    added.locator("button", has_text="deactivate").click()  # registered, but not a default candidate
+    page.locator("section.card[data-task=synth] table.prompts tbody tr.inactive").wait_for()
+    prompts = httpx.get(f"{server}/v1/tasks/synth").json()["prompts"]
+    assert [(p["text"], p["active"]) for p in prompts][-1] == ("Answer in one word: ", False)
+
 
 def test_try_a_query_ranks_registered_and_unseen_prompts(page):
     page.goto("/#/try/synth")
@@ -379,3 +388,4 @@ def test_decision_loop_fields_are_drawn_when_present(page, server):
     page.goto("/#/live")
     page.wait_for_selector("main svg.chart >> text=Judged accuracy")
     assert "no feedback yet" not in page.locator("main").inner_text()
+    shot(page, "live-judged")
