@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from oirl.live_stats import LiveWindow, Snapshot
 
@@ -25,8 +25,9 @@ class Metrics:
         r = self.registry
         self.latency = Histogram("oirl_http_request_duration_seconds", "HTTP request latency by route template.",
                                  ["method", "route", "status"], buckets=LATENCY_BUCKETS, registry=r)
-        self.selections = Counter("oirl_selections_total", "Prompt selections by outcome "
-                                  "(model: the model's choice; fallback: the safe default).", ["outcome"], registry=r)
+        self.selections = Counter("oirl_selections_total", "Prompt selections by outcome (model: the model's "
+                                  "choice; fallback: the safe default; explored: drawn by exploration).",
+                                  ["outcome"], registry=r)
         self.cache = Counter("oirl_selection_cache_total", "Selection cache lookups.", ["result"], registry=r)
         self.encoder_batch = Histogram("oirl_encoder_batch_size", "Queries per encoder pass (micro-batching).",
                                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r)
@@ -60,6 +61,21 @@ class Metrics:
         self.model_info.labels(*labels).set(1)
         self._served.add(labels)
         self.model_swaps.inc()
+
+    def add_decision_log(self, decisions) -> None:
+        """The decision log's counters, read at scrape time (this worker's own queue)."""
+
+        class _Decisions:
+            def collect(self):
+                yield CounterMetricFamily("oirl_decisions_written", "Decisions this worker stored.",
+                                          value=decisions.written)
+                yield CounterMetricFamily("oirl_decisions_dropped", "Decisions this worker could not queue "
+                                          "(store too slow for too long); their feedback will be refused.",
+                                          value=decisions.dropped)
+                yield GaugeMetricFamily("oirl_decisions_queued", "Decisions waiting to be stored.",
+                                        value=decisions.queued)
+
+        self.registry.register(_Decisions())
 
     def add_job_counts(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
         """Jobs by kind and status, read from the store at scrape time (shared by every worker)."""

@@ -1,4 +1,4 @@
-"""Serving-side selection: micro-batched encoder, embedding and answer caches, one model per answer.
+"""Serving-side selection: micro-batched encoder, embedding and score caches, one decision per request.
 
 Why a micro-batcher: the encoder costs roughly the same for 1 query as for a handful, so
 concurrent requests should share a pass. One asyncio task feeds a single encoder thread;
@@ -7,23 +7,32 @@ while a batch is being encoded, new requests queue, and the next pass takes all 
 by themselves. ``max_wait_ms`` adds a deliberate wait for when that is worth it.
 
 Caches (both bounded LRU): query text -> embedding (encoder thread only), and
-(model version, query, candidates, top_k) -> the serialised answer (event-loop thread only),
-so each is touched by one thread and needs no lock. A new champion changes the version in
-the key, so stale answers are never served after a hot swap.
+(model version, query, candidates, top_k) -> the scores and serialised ranking (event-loop
+thread only), so each is touched by one thread and needs no lock. A new champion changes the
+version in the key, so stale scores are never served after a hot swap.
+
+What is never cached is the decision: every request gets its own ``decision_id`` and its own
+draw from the task's exploration policy (``oirl.select.explore``), and the decision is handed
+to ``on_decision`` (the decision log) without waiting for it to be stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
+import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from oirl.hashing import text_sha256
 from oirl.registry import LoadedModel
 from oirl.select import apply_policy
+from oirl.select.explore import GREEDY, Exploration, action_probabilities, draw
 
 
 @dataclass(frozen=True)
@@ -61,54 +70,67 @@ class Item:
     query: str
     candidates: tuple[Candidate, ...]
     top_k: int | None
+    exploration: Exploration = GREEDY
+    explorable: tuple[bool, ...] = ()  # per candidate: an active prompt of the task (may be explored)
+    llm: str | None = None
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What the model says about one (query, candidate set): cached and shared by every request
+    that asks the same; the decision drawn from it is each request's own."""
+
+    scores: np.ndarray  # (n_c,) P(correct)
+    greedy: int  # the safe policy's choice
+    fallback: bool
+    default_index: int | None
+    ranking_json: bytes  # the serialised `ranking` (the bulk of an answer, built once)
 
 
 @dataclass(frozen=True)
 class Answer:
     body: bytes  # the JSON answer, ready to send
-    result: dict
-    fallback: bool
+    result: dict  # the same, minus the ranking (see ``ranking``)
+    decision: dict  # what the decision log records
 
 
 class Selector:
     def __init__(self, embedder, metrics=None, max_batch: int = 64, max_wait_ms: float = 0.0,
-                 cache_size: int = 20_000):
+                 cache_size: int = 20_000, on_decision: Callable[[dict], object] | None = None):
         self.embedder = embedder
         self.metrics = metrics
+        self.on_decision = on_decision  # the decision log; must not block
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
         self._query_embs = LRU(cache_size)
         self._prompt_embs = LRU(4096)
-        self._answers = LRU(cache_size)
+        self._scored = LRU(cache_size)
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
 
     # -------------------------------------------------------------- public
     async def select(self, item: Item) -> Answer:
         key = (item.model.version, item.query, item.candidates, item.top_k)
-        cached = self._answers.get(key)
-        if cached is not None:
-            self._count(cached, hit=True)
-            return cached
-        if self._queue is None:
-            self.start()
-        fut = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((item, fut))
-        answer = await fut
-        self._answers.put(key, answer)
-        self._count(answer, hit=False)
-        return answer
+        scored = self._scored.get(key)
+        hit = scored is not None
+        if not hit:
+            if self._queue is None:
+                self.start()
+            fut = asyncio.get_running_loop().create_future()
+            self._queue.put_nowait((item, fut))
+            scored = await fut
+            self._scored.put(key, scored)
+        return self._decide(item, scored, hit)
 
     async def select_many(self, items: list[Item]) -> list[Answer]:
         """A whole batch in one encoder pass (no queueing behind single requests' batches needed)."""
         loop = asyncio.get_running_loop()
-        answers = await loop.run_in_executor(self.executor, self._compute, items)
-        for a in answers:
-            if isinstance(a, Exception):
-                raise a
-            self._count(a, hit=False)
-        return answers
+        results = await loop.run_in_executor(self.executor, self._compute, items)
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return [self._decide(item, scored, hit=False) for item, scored in zip(items, results, strict=True)]
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -126,10 +148,38 @@ class Selector:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     # ----------------------------------------------------------- internals
-    def _count(self, answer: Answer, hit: bool) -> None:
+    def _decide(self, item: Item, scored: Scored, hit: bool) -> Answer:
+        """This request's own decision: a fresh id, and a draw from the task's exploration policy."""
+        decision_id = uuid.uuid4().hex
+        if item.exploration.explores:
+            explorable = np.array(item.explorable or (False,) * len(item.candidates), dtype=bool)
+            pi = action_probabilities(scored.scores, scored.greedy, explorable, item.exploration,
+                                      scored.default_index)
+            chosen = draw(pi, decision_id)
+        else:
+            pi = np.zeros(len(item.candidates))
+            pi[scored.greedy] = 1.0
+            chosen = scored.greedy
+        explored = chosen != scored.greedy
+        fallback = scored.fallback and not explored
+        c = item.candidates[chosen]
+        result = {"task": item.model.task, "prompt": {"id": c.id, "text": c.text},
+                  "p_correct": float(scored.scores[chosen]), "model_version": item.model.version,
+                  "fallback": fallback, "explored": explored, "propensity": float(pi[chosen]),
+                  "decision_id": decision_id}
+        head = json.dumps(result, separators=(",", ":")).encode()
+        body = head[:-1] + b',"ranking":' + scored.ranking_json + b"}"
+        decision = {"id": decision_id, "task": item.model.task, "query_text": item.query, "llm": item.llm,
+                    "candidates": [{"id": k.id} if k.id is not None else {"text": k.text} for k in item.candidates],
+                    "probabilities": pi.tolist(), "scores": scored.scores.tolist(), "chosen": chosen,
+                    "propensity": float(pi[chosen]), "explored": explored, "fallback": fallback,
+                    "model_version": item.model.version, "policy": _policy_record(item)}
         if self.metrics is not None:
             self.metrics.cache.labels("hit" if hit else "miss").inc()
-            self.metrics.selections.labels("fallback" if answer.fallback else "model").inc()
+            self.metrics.selections.labels("explored" if explored else "fallback" if fallback else "model").inc()
+        if self.on_decision is not None:
+            self.on_decision(decision)
+        return Answer(body, result, decision)
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
@@ -167,13 +217,13 @@ class Selector:
             self.metrics.encoder_batch.observe(len(missing))
         return found
 
-    def _compute(self, items: list[Item]) -> list[Answer | Exception]:
+    def _compute(self, items: list[Item]) -> list[Scored | Exception]:
         """Runs on the encoder thread: embed every new query once, score per (model, candidate set)."""
         q_vec = self._embed([i.query for i in items], self._query_embs)
         groups: dict[tuple, list[int]] = {}
         for n, item in enumerate(items):
             groups.setdefault((item.model.version, item.candidates), []).append(n)
-        out: list[Answer | Exception] = [None] * len(items)  # type: ignore[list-item]
+        out: list[Scored | Exception] = [None] * len(items)  # type: ignore[list-item]
         for members in groups.values():
             try:
                 first = items[members[0]]
@@ -183,25 +233,26 @@ class Selector:
                 P = np.stack([p_vec[t] for t in texts])  # (n_c, d)
                 scores = first.model.model.score(Q, P)  # (n_q, n_c)
                 chosen = apply_policy(scores, texts, first.model.policy)  # the same rule as every other path
+                default = first.model.policy.default_index_in(texts) if first.model.policy else None
                 for row, n in enumerate(members):
-                    out[n] = _answer(items[n], chosen, row)
+                    out[n] = _scored(items[n], chosen, row, default)
             except Exception as exc:
                 for n in members:
                     out[n] = exc
         return out
 
 
-def _answer(item: Item, chosen, row: int) -> Answer:
+def _scored(item: Item, chosen, row: int, default_index: int | None) -> Scored:
     cands = item.candidates
-    c = int(chosen.choice[row])
-    ranking = chosen.ranking[row][: item.top_k or len(cands)]
-    result = {
-        "task": item.model.task,
-        "prompt": {"id": cands[c].id, "text": cands[c].text},
-        "p_correct": float(chosen.scores[row, c]),
-        "ranking": [{"prompt": {"id": cands[j].id, "text": cands[j].text}, "p_correct": float(chosen.scores[row, j])}
-                    for j in ranking],
-        "model_version": item.model.version,
-        "fallback": bool(chosen.fallback[row]),
-    }
-    return Answer(json.dumps(result, separators=(",", ":")).encode(), result, result["fallback"])
+    ranking = [{"prompt": {"id": cands[j].id, "text": cands[j].text}, "p_correct": float(chosen.scores[row, j])}
+               for j in chosen.ranking[row][: item.top_k or len(cands)]]
+    return Scored(scores=chosen.scores[row].copy(), greedy=int(chosen.choice[row]), fallback=bool(chosen.fallback[row]),
+                  default_index=default_index, ranking_json=json.dumps(ranking, separators=(",", ":")).encode())
+
+
+def _policy_record(item: Item) -> dict:
+    policy = item.model.policy
+    return {"exploration": asdict(item.exploration),
+            "margin_threshold": None if policy is None or math.isinf(policy.margin_threshold)
+            else policy.margin_threshold,
+            "default_prompt_sha256": None if policy is None else text_sha256(policy.default_prompt)}

@@ -17,11 +17,13 @@ from app.selection import Candidate, Selector
 from oirl.jobs import EVALUATION, RETRAIN, EvaluationParams, JobContext, JobRunner, RetrainParams, run_evaluation
 from oirl.jobs import retrain as run_retrain
 from oirl.registry import ChampionWatcher, LoadedModel, ModelRegistry, load_version
+from oirl.select.explore import GREEDY, Exploration
 from oirl.settings import Settings
 from oirl.store import jobs_repo, tasks_repo
+from oirl.store.decision_log import DecisionLog
 from oirl.store.engine import make_engine, make_session_factory
 from oirl.store.models import Prompt
-from oirl.tasks import choose_task, resolve_task
+from oirl.tasks import choose_task, exploration_of, resolve_task
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,12 @@ class TaskView:
     name: str
     llm: str | None
     active: tuple[Candidate, ...]
+    exploration: Exploration = GREEDY
+
+    def explorable(self, candidates: tuple[Candidate, ...]) -> tuple[bool, ...]:
+        """Per candidate: may exploration send traffic to it (an active prompt of this task)?"""
+        active = {c.id for c in self.active}
+        return tuple(c.id is not None and c.id in active for c in candidates)
 
 
 class TaskCatalog:
@@ -59,7 +67,7 @@ class TaskCatalog:
             tasks = {}
             for t in tasks_repo.list_tasks(s):
                 active = tuple(prompts[p.id] for p, _ in tasks_repo.task_prompts(s, t.id, active_only=True))
-                tasks[t.name] = TaskView(t.name, t.llm, active)
+                tasks[t.name] = TaskView(t.name, t.llm, active, exploration_of(t))
         with self._lock:
             self._tasks, self._by_id = tasks, prompts
             self._id_by_text = {c.text: i for i, c in prompts.items()}
@@ -104,8 +112,12 @@ class Service:
         # Jobs embed the logs again and again: the persistent content-hash cache pays off there.
         self.training_embedder = training_embedder or make_embedder(settings)
         self.catalog = TaskCatalog(self.factory)
+        self.decisions = DecisionLog(self.factory, max_queue=settings.decision_queue_max,
+                                     retention_days=settings.decision_retention_days)
+        self.metrics.add_decision_log(self.decisions)
         self.selector = Selector(self.embedder, self.metrics, max_batch=settings.microbatch_max,
-                                 max_wait_ms=settings.microbatch_wait_ms, cache_size=settings.selection_cache_size)
+                                 max_wait_ms=settings.microbatch_wait_ms, cache_size=settings.selection_cache_size,
+                                 on_decision=self.decisions.record if settings.decision_log else None)
         self.watcher = ChampionWatcher(self.registry, settings.champion_poll_seconds, loader=self._load,
                                        on_swap=lambda m: self.metrics.set_model(m.task, m.version, m.info.embedder))
         self.runner = JobRunner(self.factory, {RETRAIN: self._retrain_job, EVALUATION: self._evaluation_job},
@@ -120,6 +132,7 @@ class Service:
         # One thread, in order: warming the embedder imports torch, and so does loading a model;
         # two threads importing torch at once can see it half-initialised.
         threading.Thread(target=self._warm_then_watch, name="startup", daemon=True).start()
+        self.decisions.start()
         if self.settings.run_jobs:
             try:
                 self.runner.reap()  # jobs orphaned by a previous crash
@@ -130,6 +143,7 @@ class Service:
     def stop(self) -> None:
         self.watcher.stop()
         self.runner.stop()
+        self.decisions.stop()  # flush what is queued: a graceful shutdown loses no decision
         self.engine.dispose()
 
     def _warm_then_watch(self) -> None:
@@ -204,4 +218,4 @@ class Service:
     def _evaluation_job(self, ctx: JobContext) -> dict:
         params = EvaluationParams(**ctx.params)
         return run_evaluation(self.factory, self.training_embedder, params, progress=ctx.progress,
-                              benchmark_dir=self.settings.resolved_benchmark_dir)
+                              benchmark_dir=self.settings.resolved_benchmark_dir, registry=self.registry)

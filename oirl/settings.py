@@ -72,6 +72,15 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A running job silent this long is failed by the reaper."
     )
     run_jobs: bool = Field(default=True, description="Run a background job worker thread inside the service.")
+    decision_log: bool = Field(
+        default=True, description="Record every selection (its decision_id, candidates, propensity) so feedback "
+                                  "can judge it; off: answers still carry a decision_id, feedback finds none.")
+    decision_retention_days: float = Field(
+        default=90.0, gt=0, description="Decisions older than this are deleted, and feedback on them is refused "
+                                        "(410).")
+    decision_queue_max: int = Field(
+        default=50_000, ge=1, description="Decisions held in memory while the store is slow; beyond, new ones are "
+                                          "dropped (counted in oirl_decisions_dropped_total), never the request.")
     bootstrap_max_queries: int = Field(
         default=1_000, ge=1, description="Training questions each task's `serve --bootstrap` first model sees "
                                          "(speed)."

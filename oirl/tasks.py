@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
 from oirl.datasets.userlogs import TASK_PATTERN
+from oirl.select.explore import GREEDY, Exploration
 from oirl.store import tasks_repo
 
 
@@ -67,6 +70,24 @@ def create_task(factory, spec: TaskSpec, max_prompt_chars: int = 8_000) -> None:
         tasks_repo.create_task(s, spec.name, spec.llm, spec.description, list(dict.fromkeys(spec.prompts)))
 
 
+def exploration_of(task) -> Exploration:
+    """A task row's exploration setting (greedy when none was set)."""
+    stored = (task.settings or {}).get("exploration")
+    return Exploration(**stored) if stored else GREEDY
+
+
+def set_exploration(factory, name: str, exploration: Exploration) -> Exploration:
+    """Change a task's exploration; every worker picks it up with its task catalog (within seconds)."""
+    from dataclasses import asdict
+
+    from oirl.store.engine import transaction
+
+    with transaction(factory) as s:
+        if tasks_repo.set_task_setting(s, name, "exploration", asdict(exploration)) is None:
+            raise TaskError(f"task {name!r} does not exist")
+    return exploration
+
+
 def describe_tasks(factory, registry, name: str | None = None) -> list[dict]:
     """Every task (or one) with its prompts, aliases and the gate numbers of its champion and challenger."""
     from oirl.store.logs import observation_counts
@@ -84,6 +105,7 @@ def describe_tasks(factory, registry, name: str | None = None) -> list[dict]:
             models[alias] = {"version": version, "created_at": info.created_at, "gate": info.gate,
                              "data_scope": info.data_snapshot}
         out.append({"name": t.name, "llm": t.llm, "description": t.description, "created_at": t.created_at,
+                    "exploration": asdict(exploration_of(t)),
                     "n_observations": counts.get(t.id, 0),
                     "prompts": [{"id": p.id, "text": p.text, "name": p.name, "active": a} for p, a in prompts[t.id]],
                     "champion": models.get("champion"), "challenger": models.get("challenger")})

@@ -26,7 +26,8 @@ async def readyz(service: ServiceDep):
     if reasons:
         return problem(503, "not ready: " + "; ".join(reasons), headers={"Retry-After": "2"})
     serving = {t: m.version for t, m in service.watcher.serving.items()}
-    return Readiness(ready=True, models=serving, embedder=service.embedder.identity.key, reasons=[])
+    return Readiness(ready=True, models=serving, embedder=service.embedder.identity.key, reasons=[],
+                     decision_log=service.decisions.status())
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Response
 
 from app.deps import ServiceDep, champion_for
@@ -74,6 +76,13 @@ def resolve_candidates(service: Service, task: TaskView,
     return tuple(dict.fromkeys(out))  # the same prompt twice would only duplicate the ranking
 
 
+def item(task: TaskView, model: LoadedModel, query: str, cands: tuple[Candidate, ...], top_k: int | None,
+         llm: str | None) -> Item:
+    # The decision's LLM: the one named, else the task's, else the one the serving model was trained on.
+    return Item(model, query, cands, top_k, exploration=task.exploration, explorable=task.explorable(cands),
+                llm=llm or task.llm or model.bundle.llm)
+
+
 def check_llm(task: TaskView, model: LoadedModel, llm: str | None) -> None:
     if llm is None:
         return
@@ -94,7 +103,7 @@ async def select(body: SelectRequest, service: ServiceDep) -> Response:
     model = champion_for(service, task.name)
     check_llm(task, model, body.llm)
     cands = resolve_candidates(service, task, body.candidates)
-    answer = await service.selector.select(Item(model, body.query, cands, body.top_k))
+    answer = await service.selector.select(item(task, model, body.query, cands, body.top_k, body.llm))
     # Pre-serialised bytes: the cached path skips re-validating and re-encoding the answer.
     return Response(answer.body, media_type=JSON, headers={"X-Model-Version": str(model.version)})
 
@@ -102,7 +111,7 @@ async def select(body: SelectRequest, service: ServiceDep) -> Response:
 @router.post("/select/batch", response_model=BatchSelectResponse, summary="Best prompt for many queries",
              responses={200: {"headers": {"X-Model-Version": {"schema": {"type": "integer"}}}},
                         **problems(404, 422, 503)})
-async def select_batch(body: BatchSelectRequest, service: ServiceDep, response: Response) -> BatchSelectResponse:
+async def select_batch(body: BatchSelectRequest, service: ServiceDep) -> Response:
     limit = service.settings.max_batch
     if not body.queries:
         raise ProblemError(422, "queries is empty")
@@ -114,6 +123,8 @@ async def select_batch(body: BatchSelectRequest, service: ServiceDep, response: 
     model = champion_for(service, task.name)
     check_llm(task, model, body.llm)
     cands = resolve_candidates(service, task, body.candidates)
-    answers = await service.selector.select_many([Item(model, q, cands, body.top_k) for q in body.queries])
-    response.headers["X-Model-Version"] = str(model.version)
-    return BatchSelectResponse(results=[a.result for a in answers], task=task.name, model_version=model.version)
+    answers = await service.selector.select_many([item(task, model, q, cands, body.top_k, body.llm)
+                                                  for q in body.queries])
+    tail = json.dumps({"task": task.name, "model_version": model.version}, separators=(",", ":")).encode()
+    body_bytes = b'{"results":[' + b",".join(a.body for a in answers) + b"]," + tail[1:]
+    return Response(body_bytes, media_type=JSON, headers={"X-Model-Version": str(model.version)})

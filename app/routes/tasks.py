@@ -12,10 +12,11 @@ from app.errors import ProblemError
 from app.routes import AUTH, problems
 from app.schemas.tasks import AliasHistory, TaskList, TaskOut, TaskPromptIn, TaskPromptOut, TaskPromptPatch
 from oirl.registry import TaskNotFound
+from oirl.select.explore import Exploration
 from oirl.store import tasks_repo
 from oirl.store.engine import transaction
 from oirl.store.models import Prompt
-from oirl.tasks import TaskError, TaskExists, TaskSpec, create_task, describe_tasks
+from oirl.tasks import TaskError, TaskExists, TaskSpec, create_task, describe_tasks, set_exploration
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
@@ -97,3 +98,14 @@ def patch_prompt(name: str, prompt_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
         out = TaskPromptOut(id=prompt.id, text=prompt.text, name=prompt.name, active=body.active)
     service.catalog.refresh(force=True)
     return out
+
+
+@router.put("/{name}/exploration", response_model=Exploration, dependencies=[AdminDep],
+            responses=problems(404, 422, *AUTH), summary="Set how a task explores (greedy, epsilon, softmax)")
+def put_exploration(name: str, body: Exploration, service: ServiceDep) -> Exploration:
+    try:
+        set_exploration(service.factory, name, body)
+    except TaskError as exc:
+        raise ProblemError(404, str(exc)) from exc
+    service.catalog.refresh(force=True)
+    return body

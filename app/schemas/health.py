@@ -14,3 +14,4 @@ class Readiness(BaseModel):
     models: dict[str, int] = {}  # task -> the champion version this worker serves
     embedder: str | None
     reasons: list[str]
+    decision_log: dict = {}  # this worker's queue: queued, written, dropped, last_error

@@ -65,6 +65,11 @@ class SelectResponse(BaseModel):
     model_version: int
     fallback: bool = Field(description="True when the model's margin over the best training prompt was below "
                                        "the calibrated threshold, so that safe default was chosen instead.")
+    explored: bool = Field(description="True when the task's exploration served another prompt than the "
+                                       "model's (safe) choice.")
+    propensity: float = Field(description="Probability with which the serving policy chose this prompt (1 "
+                                          "without exploration).")
+    decision_id: str = Field(description="Send the judgement of the LLM's answer to POST /v1/feedback with it.")
 
 
 class BatchSelectResponse(BaseModel):

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from oirl.select.explore import Exploration
+
 
 class TaskPromptOut(BaseModel):
     id: int
@@ -29,6 +31,7 @@ class TaskOut(BaseModel):
     description: str
     created_at: datetime
     n_observations: int
+    exploration: Exploration = Field(description="How selections explore (PUT /v1/tasks/{name}/exploration).")
     prompts: list[TaskPromptOut]
     champion: AliasOut | None
     challenger: AliasOut | None

@@ -101,6 +101,33 @@ def import_cmd(
     typer.echo(f"{file}: {result.inserted:,} new observations, {result.already_present:,} already present{skipped}")
 
 
+@app.command("feedback")
+def feedback_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet with columns decision_id and correct "
+                                             "(true/false) or reward (0..1).")],
+) -> None:
+    """Judge served decisions from a file: each becomes an observation with its propensity. Sending
+    the same file again changes nothing; unknown, expired or conflicting rows are listed."""
+    from oirl.datasets.userlogs import read_feedback_file
+    from oirl.feedback import record_feedback
+
+    with user_errors(LogFileError):
+        items, problems = read_feedback_file(file)
+    for problem in problems[:MAX_LISTED_PROBLEMS]:
+        typer.echo(f"  {problem}", err=True)
+    if problems:
+        fail(f"{file}: {len(problems)} rows invalid; nothing recorded")
+    results = record_feedback(open_store(), items, get_settings().decision_retention_days)
+    refused = [r for r in results if r.status not in ("recorded", "already_recorded")]
+    for r in refused[:MAX_LISTED_PROBLEMS]:
+        typer.echo(f"  {r.decision_id}: {r.status} {r.detail}", err=True)
+    counts = {s: sum(r.status == s for r in results) for s in ("recorded", "already_recorded")}
+    typer.echo(f"{file}: {counts['recorded']:,} recorded, {counts['already_recorded']:,} already recorded, "
+               f"{len(refused):,} refused")
+    if refused:
+        raise typer.Exit(1)
+
+
 @app.command("stats")
 def stats_cmd() -> None:
     """Observations and mean reward per task, LLM, split and prompt."""

@@ -8,6 +8,7 @@ task's champion and its active prompts, like ``POST /v1/select``.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -136,6 +137,10 @@ def evaluate(task: TaskOpt = None, llm: LlmOpt = None,
                  "--held-out", help="Benchmark tasks: choose among all 16 prompts on test.")] = False,
              backend: BackendOpt = "lightgbm", features: FeaturesOpt = "concat+knn", params: ParamsOpt = None,
              max_queries: MaxQueriesOpt = None, seed: SeedOpt = 0,
+             policy: Annotated[str | None, typer.Option(
+                 help="Off-policy evaluation of one policy on the logged decisions with propensities (IPS, SNIPS, "
+                      "DM, DR with 95% intervals): champion, challenger, v<version>, prompt:<id>, botr or uniform.")
+             ] = None,
              json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")] = None,
              plot: Annotated[Path | None, typer.Option(help="Write the method-comparison chart (PNG) here.")] = None,
              k_curve: Annotated[Path | None, typer.Option(
@@ -148,8 +153,8 @@ def evaluate(task: TaskOpt = None, llm: LlmOpt = None,
     logs the report says what cannot be estimated and why."""
     from oirl.embed import make_embedder
     from oirl.evaluate import render_table
+    from oirl.evaluate.report import render_estimates
     from oirl.jobs import EvaluationParams, JobError, run_evaluation
-    from oirl.jobs.evaluation import plot_methods
     from oirl.settings import get_settings
 
     factory = open_store()
@@ -162,22 +167,22 @@ def evaluate(task: TaskOpt = None, llm: LlmOpt = None,
             fail(f"bad prompt list {prompts!r}: expected comma-separated integers such as 0,1,2", code=2)
     p = _build(EvaluationParams, task=chosen, llm=llm, protocol=protocol, k=k, prompts=indices,
                all_subsets=all_subsets, held_out=held_out, backend=backend, features=features,
-               params=_params_json(params), max_queries=max_queries, seed=seed)
+               params=_params_json(params), max_queries=max_queries, seed=seed, policy=policy)
     settings = get_settings()
     with user_errors(JobError):
         result = run_evaluation(factory, make_embedder(settings, progress=True), p,
-                                benchmark_dir=settings.resolved_benchmark_dir)
+                                benchmark_dir=settings.resolved_benchmark_dir, registry=_registry(factory))
     report = result["report"]
-    typer.echo(render_table(report))
+    typer.echo(render_estimates(report) if policy else render_table(report))
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=2) + "\n")
         typer.echo(f"report: {json_out}")
     if plot:
         plot.parent.mkdir(parents=True, exist_ok=True)
-        plot.write_bytes(plot_methods(report))
+        plot.write_bytes(base64.b64decode(result["plot_png_base64"]))
         typer.echo(f"plot: {plot}")
-    if k_curve and report.get("information") != "full":
+    if k_curve and (policy or report.get("information") != "full"):
         fail("--k-curve needs full-information logs (every candidate logged on test queries)", code=2)
     if k_curve:
         from dataclasses import asdict

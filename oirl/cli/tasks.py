@@ -118,3 +118,25 @@ def activate_cmd(name: str, prompt_id: int) -> None:
 def deactivate_cmd(name: str, prompt_id: int) -> None:
     """Stop offering one of a task's prompts by default (it stays registered)."""
     _set_active(name, prompt_id, False)
+
+
+@app.command("explore")
+def explore_cmd(name: str,
+                mode: Annotated[str, typer.Option(help="greedy (no exploration), epsilon or softmax.")] = "greedy",
+                epsilon: Annotated[float, typer.Option(help="epsilon: share spread over the active prompts.")] = 0.1,
+                temperature: Annotated[float, typer.Option(help="softmax: temperature over P(correct).")] = 0.05,
+                default_floor: Annotated[float, typer.Option(
+                    help="Least share of traffic kept on the safe default prompt.")] = 0.0) -> None:
+    """Set how a task's selections explore; the service picks it up within seconds."""
+    from pydantic import ValidationError
+
+    from oirl.select.explore import Exploration
+    from oirl.tasks import TaskError, set_exploration
+
+    try:
+        exploration = Exploration(mode=mode, epsilon=epsilon, temperature=temperature, default_floor=default_floor)
+    except ValidationError as exc:
+        fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()), code=2)
+    with user_errors(TaskError):
+        set_exploration(open_store(), name, exploration)
+    typer.echo(f"task {name}: exploration {exploration}")

@@ -218,3 +218,33 @@ def validate(table: pd.DataFrame, task: str | None = None) -> ValidatedLogs:
                      "decision_id": ids["decision_id"], "observation_id": ids["observation_id"],
                      "logged_at": logged_at})
     return ValidatedLogs(pd.DataFrame(good, columns=COLUMNS), problems, total=len(records))
+
+
+def read_feedback_file(path: Path) -> tuple[list, list[RowProblem]]:
+    """Judgements of served decisions: ``decision_id`` and ``correct`` or ``reward`` per row.
+    Returns the ``oirl.feedback.Feedback`` items and every bad row with its reason."""
+    from oirl.feedback import Feedback
+
+    table = read_table(path)
+    if "decision_id" not in table.columns or not {"correct", "reward"} & set(table.columns):
+        raise LogFileError(f"{path}: needs a decision_id column and a correct or reward column "
+                           f"(found {', '.join(map(str, table.columns)) or 'none'})")
+    items, problems = [], []
+    for n, row in enumerate(table.to_dict("records"), start=1):
+        did = _as_text(row.get("decision_id"))
+        correct, reward = row.get("correct"), row.get("reward")
+        has_correct, has_reward = not _blank(correct), not _blank(reward)
+        if not did or not did.strip():
+            problems.append(RowProblem(n, "decision_id is empty"))
+        elif has_correct == has_reward:
+            problems.append(RowProblem(n, "give exactly one of correct (true/false/1/0) or reward (0..1)"))
+        elif has_correct and _parse_correct(correct) is None:
+            problems.append(RowProblem(n, f"correct must be true/false/1/0, not {correct!r}"))
+        elif has_reward and _parse_reward(reward) is None:
+            problems.append(RowProblem(n, f"reward must be a number in [0, 1], not {reward!r}"))
+        elif len(did) > 64:
+            problems.append(RowProblem(n, "decision_id is longer than 64 characters"))
+        else:
+            items.append(Feedback(decision_id=did.strip(), correct=_parse_correct(correct) if has_correct else None,
+                                  reward=_parse_reward(reward) if has_reward else None))
+    return items, problems

@@ -89,3 +89,20 @@ def plot_accuracy_vs_k(curve: list[dict], path: Path, title: str | None = None) 
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def render_estimates(report: dict) -> str:
+    """An off-policy report as text: each estimate with its interval, and what could not be estimated."""
+    lines = [f"policy {report['policy']} on {report['n']:,} held-out logged decisions "
+             f"({report.get('n_queries', 0):,} queries) of task {report.get('task')}"
+             + (f", prompt {report['prompt'][:60]!r}" if report.get("prompt") else "")]
+    if "logged_reward" in report:
+        lines.append(f"  logging policy's observed mean reward: {report['logged_reward']:.4f}; "
+                     f"effective sample size {report.get('ess', 0):,.0f}")
+    for name, e in report.get("estimates", {}).items():
+        ci = e.get("ci95")
+        interval = f"  95% CI [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+        lines.append(f"  {name.upper():<6} {e['value']:.4f}{interval}")
+    for name, why in report.get("unavailable", {}).items():
+        lines.append(f"  {name.upper():<6} unavailable: {why}")
+    return "\n".join(lines)

@@ -17,6 +17,7 @@ import pandas as pd
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
+from oirl.evaluate.offpolicy import POLICY_PATTERN, POLICY_RULE
 from oirl.jobs.data import store_logs
 from oirl.jobs.retrain import Backend, Features
 from oirl.jobs.runner import JobError
@@ -44,6 +45,9 @@ class EvaluationParams:
     max_queries: int | None = Field(None, ge=10, description="Evaluate on a seeded subsample of queries.")
     test_fraction: float | None = Field(None, gt=0, lt=1, description="grouped protocol: share of questions "
                                                                       "tested (default: the paper split's share).")
+    policy: str | None = Field(None, pattern=POLICY_PATTERN, description=(
+        "Off-policy evaluation of one policy on the logged decisions with propensities (IPS, SNIPS, DM, DR): "
+        + POLICY_RULE + ". Unset: the offline protocol above."))
 
 
 def benchmark_confidence(task: str, logs: pd.DataFrame, benchmark_dir: Path | None) -> pd.DataFrame | None:
@@ -64,12 +68,15 @@ def benchmark_confidence(task: str, logs: pd.DataFrame, benchmark_dir: Path | No
 
 
 def run_evaluation(factory, embedder, p: EvaluationParams, progress=lambda f: None,
-                   benchmark_dir: Path | None = None) -> dict:
+                   benchmark_dir: Path | None = None, registry=None) -> dict:
     from oirl.evaluate import evaluate
 
     logs = store_logs(factory, task=p.task, llm=p.llm)
     if logs.empty:
         raise JobError(f"no observations in the store for task={p.task!r}, llm={p.llm!r}")
+    if p.policy is not None:
+        report = run_policy_evaluation(factory, registry, embedder, logs, p)
+        return {"report": report, "plot_png_base64": base64.b64encode(plot_estimates(report)).decode()}
     if p.max_queries is not None:
         ids = np.sort(logs["query_index"].unique())
         if len(ids) > p.max_queries:
@@ -88,6 +95,97 @@ def run_evaluation(factory, embedder, p: EvaluationParams, progress=lambda f: No
     report["task"] = p.task
     png = plot_methods(report)
     return {"report": report, "plot_png_base64": base64.b64encode(png).decode()}
+
+
+def run_policy_evaluation(factory, registry, embedder, logs: pd.DataFrame, p: EvaluationParams) -> dict:
+    """Off-policy estimates of ``p.policy`` on the task's held-out logged decisions (``oirl.evaluate.offpolicy``)."""
+    from oirl.evaluate.offpolicy import PolicyError, evaluate_policy, parse_policy
+    from oirl.jobs.retrain import holdout_mask
+    from oirl.registry import VersionNotFound
+    from oirl.registry.live import load_version
+    from oirl.store import tasks_repo
+    from oirl.store.logs import decision_candidates
+
+    if registry is None:
+        raise JobError("off-policy evaluation needs the model registry")
+    kind, number = parse_policy(p.policy)
+    aliases = registry.aliases(p.task).get(p.task, {})
+
+    def load(version: int | None, what: str):
+        if version is None:
+            raise JobError(f"task {p.task!r} has no {what}")
+        try:
+            loaded = load_version(registry, version, p.task)
+        except VersionNotFound as exc:
+            raise JobError(str(exc)) from exc
+        if loaded.info.embedder_revision != embedder.identity.revision:
+            raise JobError(f"v{version} was trained on another embedder ({loaded.info.embedder}); evaluate it with "
+                           "that embedder")
+        if loaded.task != p.task:
+            raise JobError(f"v{version} is a model of task {loaded.task!r}, not {p.task!r}")
+        return loaded
+
+    evaluated = None
+    if kind in ("champion", "challenger"):
+        evaluated = load(aliases.get(kind), kind)
+    elif kind == "version":
+        evaluated = load(number, f"version {number}")
+    champion = load(aliases["champion"], "champion") if "champion" in aliases else evaluated
+    fraction = ((champion.bundle.data_scope.get("holdout") or {}).get("fraction", 0.2) if champion else 0.2)
+    held_mask = holdout_mask(p.task, logs["query"], fraction)
+    held, train = logs[held_mask], logs[~held_mask & (logs["split"] == "train")]
+    with factory() as s:
+        task_row = tasks_repo.get_task(s, p.task)
+        known = [pr.text for pr, _ in tasks_repo.task_prompts(s, task_row.id)]
+        offered = decision_candidates(s, held["decision_id"].dropna())
+        prompt_text = None
+        if kind == "prompt":
+            found = [pr.text for pr, _ in tasks_repo.task_prompts(s, task_row.id) if pr.id == number]
+            if not found:
+                raise JobError(f"prompt {number} is not a prompt of task {p.task!r} (oirl tasks show {p.task})")
+            prompt_text = found[0]
+    prompts = list(dict.fromkeys(known + logs["prompt"].tolist()))
+    try:
+        report = evaluate_policy(held, train, prompts, offered, p.policy, embedder,
+                                 model=evaluated.model if evaluated else None,
+                                 policy=evaluated.policy if evaluated else None,
+                                 q_model=champion.model if champion else None, prompt_text=prompt_text,
+                                 n_boot=min(p.n_boot, 2000), seed=p.seed)
+    except PolicyError as exc:
+        raise JobError(str(exc)) from exc
+    return report | {"task": p.task, "information": "off-policy", "held_out_fraction": fraction,
+                     "version": evaluated.version if evaluated else None,
+                     "q_model_version": champion.version if champion else None}
+
+
+def plot_estimates(report: dict) -> bytes:
+    """Each off-policy estimate with its 95% interval, beside the logging policy's mean reward."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.2), dpi=100)
+    ax = fig.subplots()
+    names = list(report.get("estimates", {}))
+    for i, name in enumerate(names):
+        e = report["estimates"][name]
+        lo, hi = e["ci95"] or (e["value"], e["value"])
+        ax.errorbar(i, e["value"], yerr=[[e["value"] - lo], [hi - e["value"]]], fmt="o", capsize=5)
+    if "logged_reward" in report:
+        ax.axhline(report["logged_reward"], color="gray", linestyle="--", label="logging policy (observed)")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xticks(range(len(names)), [n.upper() for n in names])
+    ax.set_xlim(-0.5, max(len(names), 1) - 0.5)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("estimated value (mean reward)")
+    ax.set_title(f"{report.get('task')}: policy {report['policy']} (n={report['n']}, ESS={report.get('ess', 0):.0f})")
+    if not names:
+        ax.text(0, 0.5, "no estimate: see the report's `unavailable`", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
 
 
 def plot_methods(report: dict) -> bytes:

@@ -260,3 +260,18 @@ def accuracy_table(session: Session) -> pd.DataFrame:
         .order_by(Task.name, Observation.llm, Observation.split, Prompt.id)
     )
     return pd.DataFrame(session.execute(stmt).all(), columns=list(stmt.selected_columns.keys()))
+
+
+def decision_candidates(session: Session, decision_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Decision id -> the candidate prompt texts it offered (for the decisions still stored)."""
+    from oirl.store.models import Decision
+
+    ids = [d for d in dict.fromkeys(decision_ids) if d]
+    found: dict[str, list] = {}
+    for i in range(0, len(ids), CHUNK):
+        stmt = select(Decision.id, Decision.candidates).where(Decision.id.in_(ids[i : i + CHUNK]))
+        found.update(session.execute(stmt).all())
+    prompt_ids = {c["id"] for cands in found.values() for c in cands if "id" in c}
+    texts = dict(session.execute(select(Prompt.id, Prompt.text).where(Prompt.id.in_(prompt_ids))).all())
+    return {d: [c["text"] if "text" in c else texts[c["id"]] for c in cands if "text" in c or c["id"] in texts]
+            for d, cands in found.items()}

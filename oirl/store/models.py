@@ -48,7 +48,7 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dict[str, Any]: JSON}
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 # BigInteger ids autoincrement on PostgreSQL; SQLite only autoincrements INTEGER PRIMARY KEY.
@@ -127,6 +127,36 @@ class Observation(Base):
     source: Mapped[str] = mapped_column(String(255))
     logged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Decision(Base):
+    """One answer of ``/v1/select``: what was chosen among which candidates, with what probability.
+
+    Feedback on it (``POST /v1/feedback``) becomes an observation keyed by the decision id,
+    carrying ``propensity``, so off-policy evaluation and inverse-propensity training can undo
+    the serving policy's preference for its own choices.
+    """
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_task_created", "task_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # uuid4 hex, handed to the client
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    query_text: Mapped[str] = mapped_column(Text)
+    llm: Mapped[str | None] = mapped_column(String(128))
+    # [{"id": 3} | {"text": "..."}] in the order scored; texts only for unregistered candidates
+    candidates: Mapped[list[Any]] = mapped_column(JSON)
+    probabilities: Mapped[list[Any]] = mapped_column(JSON)  # π over the candidates (the logging policy)
+    scores: Mapped[list[Any]] = mapped_column(JSON)  # the reward model's P(correct) per candidate
+    chosen: Mapped[int] = mapped_column(Integer)  # index into candidates
+    propensity: Mapped[float] = mapped_column(Float)  # probabilities[chosen]
+    explored: Mapped[bool] = mapped_column(Boolean)
+    fallback: Mapped[bool] = mapped_column(Boolean)
+    model_version: Mapped[int] = mapped_column(Integer)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)  # exploration setting, τ, default prompt
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    judged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reward: Mapped[float | None] = mapped_column(Float)
 
 
 class ModelVersion(Base):

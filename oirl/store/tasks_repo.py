@@ -68,3 +68,11 @@ def set_prompt_active(session: Session, task_id: int, prompt_id: int, active: bo
     session.flush()
     return True
 
+
+
+def set_task_setting(session: Session, name: str, key: str, value) -> Task | None:
+    """Store one JSON-serialisable setting of a task (None: no such task)."""
+    task = get_task(session, name)
+    if task is not None:
+        task.settings = {**(task.settings or {}), key: value}  # a new dict, so the JSON column is dirty
+    return task

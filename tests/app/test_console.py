@@ -157,7 +157,7 @@ def test_tasks_page_shows_champion_challenger_gates_and_toggles_prompts(page, se
     assert all(p["active"] for p in httpx.get(f"{server}/v1/tasks/synth").json()["prompts"])
 
     page.fill("section.card[data-task=synth] input[aria-label='new prompt']", "Answer in one word: ")
-    page.click("section.card[data-task=synth] form.inline button")
+    page.click("section.card[data-task=synth] form.add-prompt button")
     added = page.locator("section.card[data-task=synth] table.prompts tbody tr", has_text="Answer in one word")
     assert "active" in added.inner_text()
     added.locator("button", has_text="deactivate").click()  # registered, but not a default candidate

@@ -10,7 +10,9 @@ def test_select_default_candidates_answers_the_full_shape(client):
     assert r.status_code == 200, r.text
     body = r.json()
     assert r.headers["X-Model-Version"] == "1" and body["model_version"] == 1
-    assert set(body) == {"task", "prompt", "p_correct", "ranking", "model_version", "fallback"}
+    assert set(body) == {"task", "prompt", "p_correct", "ranking", "model_version", "fallback", "explored",
+                         "propensity", "decision_id"}
+    assert body["explored"] is False and body["propensity"] == 1.0 and len(body["decision_id"]) == 32
     assert body["prompt"]["text"] in (DIRECT, STEPWISE) and isinstance(body["prompt"]["id"], int)
     assert [x["p_correct"] for x in body["ranking"]] == sorted((x["p_correct"] for x in body["ranking"]), reverse=True)
     assert 0.0 <= body["p_correct"] <= 1.0 and isinstance(body["fallback"], bool)
@@ -42,6 +44,7 @@ def test_candidates_by_id_and_raw_text_and_top_k(client):
 def test_repeated_query_is_served_from_cache(client):
     q = {"query": "What is 77 + 1?"}
     first, second = client.post("/v1/select", json=q).json(), client.post("/v1/select", json=q).json()
+    assert first.pop("decision_id") != second.pop("decision_id")  # each request is its own decision
     assert first == second
     metrics = client.get("/metrics").text
     assert 'oirl_selection_cache_total{result="hit"} 1.0' in metrics

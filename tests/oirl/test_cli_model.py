@@ -155,3 +155,32 @@ def test_evaluate_full_information_logs_with_a_k_curve(cli_env, tmp_path):
     assert out.exit_code == 0, out.output
     assert "Prompt-OIRL (default: safe fallback)" in out.output and "K=2: Prompt-OIRL" in out.output
     assert (tmp_path / "k.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_off_policy_evaluation_of_any_policy_on_partial_logs(cli_env, tmp_path):
+    production_csv(tmp_path / "prod.csv", n=400)
+    invoke("data", "import", str(tmp_path / "prod.csv"), "--task", "fruit")
+    invoke("train", "--params", '{"n_rounds": 40, "min_data_in_leaf": 2}')
+    assert invoke("models", "promote", "1").exit_code == 0
+    reports = {}
+    for policy in ("champion", "v1", "uniform", "botr", "prompt:1"):
+        out = invoke("evaluate", "--policy", policy, "--json", str(tmp_path / f"{policy}.json"),
+                     "--plot", str(tmp_path / "ope.png"))
+        assert out.exit_code == 0, out.output
+        assert "DR " in out.output and "95% CI" in out.output
+        reports[policy] = json.loads((tmp_path / f"{policy}.json").read_text())
+    for report in reports.values():
+        assert report["n"] > 40 and set(report["estimates"]) == {"ips", "snips", "dm", "dr"}
+        for e in report["estimates"].values():
+            assert e["ci95"][0] <= e["value"] <= e["ci95"][1]
+    # uniform logging: the uniform target's weights are all 1, so IPS is the observed mean
+    assert reports["uniform"]["estimates"]["ips"]["value"] == pytest.approx(reports["uniform"]["logged_reward"])
+    assert reports["uniform"]["ess"] == pytest.approx(reports["uniform"]["n"])
+    assert reports["champion"]["estimates"] == reports["v1"]["estimates"]
+    # each prompt is right on half the questions (90% of the time): every constant policy is near 0.5
+    assert 0.3 < reports["prompt:1"]["estimates"]["dr"]["value"] < 0.7
+    assert (tmp_path / "ope.png").read_bytes().startswith(b"\x89PNG")
+    bad = invoke("evaluate", "--policy", "greedy-ish")
+    assert bad.exit_code == 2 and "--policy" in bad.output
+    missing = invoke("evaluate", "--policy", "v99")
+    assert missing.exit_code == 1 and "99" in missing.output and "Traceback" not in missing.output, missing.output

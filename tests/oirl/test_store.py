@@ -16,7 +16,7 @@ from oirl.store.migrate import downgrade, upgrade
 from oirl.store.models import Base
 
 TABLES = {"tasks", "task_prompts", "prompts", "queries", "observations", "model_versions", "aliases",
-          "alias_events", "jobs"}
+          "alias_events", "jobs", "decisions"}
 
 
 def test_upgrade_then_downgrade(database_url):

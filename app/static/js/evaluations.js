@@ -40,7 +40,8 @@ function methodChart(report) {
   return intervalChart(items, { title: `Test accuracy on ${report.n_test} queries (Prompt-OIRL: 95% interval vs BoTr)` });
 }
 
-// Off-policy estimates: {policy, n, estimates: {ips, snips, dm, dr: {value, ci95}}}, wherever the report puts them.
+// Off-policy estimates: {policy, n, estimates: {ips, snips, dm, dr: {value, ci95}}, unavailable?,
+// logged_reward?}, wherever the report puts them (an off-policy report is one itself).
 function opeBlocks(report) {
   const found = [];
   const visit = (x) => {
@@ -51,15 +52,23 @@ function opeBlocks(report) {
   };
   visit(report);
   return found.map((o) => {
-    const entries = Object.entries(o.estimates).filter(([, e]) => e && e.value !== undefined);
-    const lo = Math.min(0, ...entries.map(([, e]) => (e.ci95 ? e.ci95[0] : e.value)));
-    const hi = Math.max(1, ...entries.map(([, e]) => (e.ci95 ? e.ci95[1] : e.value)));
+    const entries = Object.entries(o.estimates).filter(([, e]) => e && e.value !== undefined && e.value !== null);
+    const items = entries.map(([k, e]) => ({ label: k.toUpperCase(), value: e.value, lo: e.ci95?.[0], hi: e.ci95?.[1],
+      highlight: true }));
+    if (typeof o.logged_reward === "number") items.push({ label: "logged (μ)", value: o.logged_reward });
+    const values = items.flatMap((it) => [it.value, it.lo, it.hi]).filter((v) => typeof v === "number");
+    const missing = Object.entries(o.unavailable || {});
     return h("div", { class: "ope" },
-      h("h3", {}, `Off-policy estimates${o.policy ? ` of policy “${o.policy}”` : ""}${o.n ? ` (${o.n} logged decisions)` : ""}`),
-      intervalChart(entries.map(([k, e]) => ({ label: k.toUpperCase(), value: e.value, lo: e.ci95?.[0], hi: e.ci95?.[1] })),
-        { min: lo, max: hi, title: "estimated value, 95% interval" }),
-      table(["estimator", "value", "95% CI"], entries.map(([k, e]) => h("tr", {}, h("td", {}, k.toUpperCase()),
-        h("td", { class: "num" }, num(e.value)), h("td", {}, interval(e.ci95))))));
+      h("h3", {}, `Off-policy estimates${o.policy ? ` of policy “${o.policy}”` : ""}${o.n !== undefined ? ` (${o.n} logged decisions)` : ""}`),
+      o.prompt ? h("p", { class: "muted" }, "the constant prompt: ", h("span", { class: "prompt-text" }, o.prompt)) : null,
+      typeof o.logged_reward === "number" ? note(`The logging policy's observed mean reward: ${num(o.logged_reward)}`
+        + (o.ess !== undefined ? `; effective sample size ${num(o.ess, 0)}.` : ".")) : null,
+      items.length ? intervalChart(items, { min: Math.min(0, ...values), max: Math.max(1, ...values),
+        title: "estimated value of the policy, 95% interval" }) : null,
+      entries.length ? table(["estimator", "value", "95% CI"], entries.map(([k, e]) => h("tr", {}, h("td", {}, k.toUpperCase()),
+        h("td", { class: "num" }, num(e.value)), h("td", {}, interval(e.ci95))))) : null,
+      missing.length ? h("ul", { class: "plain unavailable" }, missing.map(([k, why]) => h("li", { class: "muted" },
+        h("strong", {}, `${k.toUpperCase()} unavailable: `), why))) : null);
   });
 }
 
@@ -79,6 +88,10 @@ function kCurve(evaluation, all) {
 
 function reportView(evaluation, all) {
   const r = evaluation.report;
+  if (!r.methods && r.estimates) {  // an off-policy report of one policy
+    return [h("p", { class: "muted" }, `task ${r.task ?? evaluation.params?.task} · ${r.n_queries ?? "?"} held-out queries`
+      + ` · ${r.n_held_out_observations ?? "?"} held-out observations`), ...opeBlocks(r), plotFigure(evaluation)];
+  }
   const head = h("p", { class: "muted" }, `${r.dataset} · protocol ${r.protocol} · K=${r.k} · ${r.n_test} test queries`
     + (r.n_test_questions ? ` (${r.n_test_questions} distinct questions)` : "") + ` · backend ${r.backend}`);
   const parts = [head];
@@ -97,11 +110,24 @@ function reportView(evaluation, all) {
   parts.push(...opeBlocks(r));
   const curve = r.information === "full" ? kCurve(evaluation, all) : null;
   if (curve) parts.push(curve);
-  if (evaluation.plot_url) {
-    parts.push(h("figure", {}, h("img", { src: evaluation.plot_url, alt: "evaluation chart", class: "plot" }),
-      h("figcaption", { class: "muted small" }, "The service's own chart (PNG): ", h("a", { href: evaluation.plot_url }, "open"))));
-  }
+  parts.push(plotFigure(evaluation));
   return parts;
+}
+
+function plotFigure(evaluation) {
+  if (!evaluation.plot_url) return null;
+  return h("figure", {}, h("img", { src: evaluation.plot_url, alt: "evaluation chart", class: "plot" }),
+    h("figcaption", { class: "muted small" }, "The service's own chart (PNG): ", h("a", { href: evaluation.plot_url }, "open")));
+}
+
+function headline(r) {
+  if (!r) return "";
+  if (r.methods?.prompt_oirl?.accuracy != null) {
+    return `Prompt-OIRL ${num(r.methods.prompt_oirl.accuracy)} · BoTr ${num(r.methods.botr_train?.accuracy)}`;
+  }
+  const best = ["dr", "snips", "ips", "dm"].find((k) => r.estimates?.[k]);
+  if (best) return `${best.toUpperCase()} ${num(r.estimates[best].value)} ${interval(r.estimates[best].ci95)}`;
+  return r.information === "partial" ? "partial logs: log loss only" : "";
 }
 
 function progressView(e) {
@@ -159,12 +185,16 @@ function choices(prop) {
   return withEnum ? withEnum.enum : null;
 }
 
+const SUGGESTIONS = { policy: ["champion", "challenger", "botr", "uniform"] };  // also v<version>, prompt:<id>
 const CHOICE_HINTS = { grouped: "grouped (no test question seen in training)", paper: "paper (the logs' own split)" };
 
 function choiceField(name, prop) {
   const options = choices(prop);
   if (!options) {
-    return h("input", { type: "text", id: `eval-${name}`, name, placeholder: "default", "aria-label": name });
+    const list = `eval-${name}-choices`;
+    return h("span", {}, h("input", { type: "text", id: `eval-${name}`, name, list, "aria-label": name,
+      placeholder: name === "policy" ? "unset: offline protocol" : "default", title: prop.description || "" }),
+    h("datalist", { id: list }, (SUGGESTIONS[name] || []).map((v) => h("option", { value: v }))));
   }
   const optional = !prop.enum || prop.default === null || prop.default === undefined;
   return h("select", { id: `eval-${name}`, name, "aria-label": name, title: prop.description || "" },
@@ -210,11 +240,10 @@ export function render(root, [presetTask]) {
     show(listBox, async () => {
       const { evaluations } = await api("/v1/evaluations?limit=30");
       if (!evaluations.length) return note("No evaluation yet.");
-      return table(["started", "what", "status", "Prompt-OIRL", "BoTr", ""], evaluations.map((e) => h("tr", { "data-eval": e.id },
+      return table(["started", "what", "status", "result", ""], evaluations.map((e) => h("tr", { "data-eval": e.id },
         h("td", {}, when(e.created_at)), h("td", {}, describe(e.params)),
         h("td", {}, badge(e.status, e.status === "succeeded" ? "good" : e.status === "failed" ? "bad" : "info")),
-        h("td", { class: "num" }, num(e.report?.methods?.prompt_oirl?.accuracy)),
-        h("td", { class: "num" }, num(e.report?.methods?.botr_train?.accuracy)),
+        h("td", { class: "num" }, headline(e.report)),
         h("td", {}, h("button", { class: "small", onclick: () => open(e.id) }, "open")))), { class: "evaluations" });
     });
   }

@@ -66,7 +66,7 @@ function promptRows(task, status, redraw) {
 
 function addPromptForm(task, status, redraw) {
   const text = h("input", { type: "text", placeholder: "a new candidate prompt", class: "wide", "aria-label": "new prompt" });
-  return h("form", { class: "inline", onsubmit: async (e) => {
+  return h("form", { class: "inline add-prompt", onsubmit: async (e) => {
     e.preventDefault();
     if (!text.value.trim()) return;
     status.replaceChildren(h("span", { class: "loading" }, "saving…"));

@@ -1,0 +1,50 @@
+"""POST /v1/feedback: the judgement of a served decision becomes an observation with its propensity."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import AdminDep, ServiceDep
+from app.errors import ProblemError
+from app.routes import AUTH, problems
+from app.schemas.feedback import FeedbackBatchIn, FeedbackBatchOut, FeedbackOut
+from app.service import Service
+from oirl.feedback import HTTP_STATUS, Feedback, FeedbackResult, record_feedback
+
+router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
+
+
+def _judge(service: Service, items: list[Feedback]) -> list[FeedbackResult]:
+    retention = service.settings.decision_retention_days
+    results = record_feedback(service.factory, items, retention)
+    unknown = [n for n, r in enumerate(results) if r.status == "unknown"]
+    if unknown and service.decisions.queued:
+        # Feedback can arrive before this worker's log has written the decision: write, then look again.
+        service.decisions.flush()
+        again = record_feedback(service.factory, [items[n] for n in unknown], retention)
+        for n, r in zip(unknown, again, strict=True):
+            results[n] = r
+    return results
+
+
+@router.post("", response_model=FeedbackOut, dependencies=[AdminDep],
+             responses=problems(404, 409, 410, 422, *AUTH), summary="Judge one decision (idempotent)")
+async def feedback(body: Feedback, service: ServiceDep) -> FeedbackOut:
+    (result,) = await run_in_threadpool(_judge, service, [body])
+    if HTTP_STATUS[result.status] >= 400:
+        raise ProblemError(HTTP_STATUS[result.status], f"decision {result.decision_id!r}: {result.status}: "
+                                                       f"{result.detail}")
+    return FeedbackOut(decision_id=result.decision_id, status=result.status, detail=result.detail)
+
+
+@router.post("/batch", response_model=FeedbackBatchOut, dependencies=[AdminDep], responses=problems(422, *AUTH),
+             summary="Judge many decisions; each item's status says what happened to it")
+async def feedback_batch(body: FeedbackBatchIn, service: ServiceDep) -> FeedbackBatchOut:
+    limit = service.settings.max_log_rows
+    if len(body.items) > limit:
+        raise ProblemError(422, f"{len(body.items)} items, over the limit of {limit} per request (OIRL_MAX_LOG_ROWS)")
+    results = await run_in_threadpool(_judge, service, body.items)
+    out = [FeedbackOut(decision_id=r.decision_id, status=r.status, detail=r.detail) for r in results]
+    counts = {s: sum(r.status == s for r in results) for s in ("recorded", "already_recorded")}
+    return FeedbackBatchOut(results=out, refused=len(out) - sum(counts.values()), **counts)
