@@ -17,7 +17,7 @@ function later(fn, ms) { timers.push(setTimeout(fn, ms)); }
 
 function describe(params) {
   const p = params || {};
-  return [p.task, p.protocol, p.policy ? `policy ${p.policy}` : null, p.k ? `K=${p.k}` : null, p.held_out ? "held-out prompts" : null,
+  return [p.task, p.policy ? `policy ${p.policy}` : p.protocol, p.k ? `K=${p.k}` : null, p.held_out ? "held-out prompts" : null,
     p.max_queries ? `${p.max_queries} queries` : null].filter(Boolean).join(" · ");
 }
 
@@ -214,7 +214,10 @@ function startForm(tasks, schema, preset, onStarted) {
     ev.preventDefault();
     const body = { task: task.value, held_out: heldOut.checked };
     if (schema.n_boot) body.n_boot = 1000;  // enough for a 95% interval on a page; the API's default is 2000
-    for (const [name, input] of extra) if (input.value) body[name] = input.value;
+    for (const [name] of extra) {
+      const value = ev.target.querySelector(`[name=${name}]`).value.trim();
+      if (value) body[name] = value;
+    }
     if (k.value) body.k = Number(k.value);
     if (maxQ.value) body.max_queries = Number(maxQ.value);
     status.replaceChildren(h("span", { class: "loading" }, "starting…"));
@@ -226,7 +229,7 @@ function startForm(tasks, schema, preset, onStarted) {
   };
   return h("form", { class: "card form", id: "eval-form", onsubmit: submit },
     h("h2", {}, "Start an evaluation"),
-    h("div", { class: "row" }, h("label", {}, "task ", task), extra.map(([n, input]) => h("label", {}, `${n} `, input)),
+    h("div", { class: "row" }, h("label", {}, "task ", task), extra.map(([n, field]) => h("label", {}, `${n} `, field)),
       h("label", {}, "K training prompts ", k), h("label", {}, "queries ", maxQ),
       h("label", {}, heldOut, " offer held-out prompts at test time (benchmark tasks)")),
     h("button", { type: "submit", id: "eval-start" }, "evaluate"), status);
