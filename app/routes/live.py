@@ -1,4 +1,5 @@
-"""GET /v1/live: selections per second, fallback and exploration share, cache hit rate, latency."""
+"""GET /v1/live: selections per second, fallback and exploration share, cache hit rate, latency
+(this worker's counters), each task's decisions of the last minute and its judged accuracy (the store)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ from app.deps import ServiceDep
 from app.errors import ProblemError
 from app.routes import problems
 from app.schemas.live import LiveOut
-from oirl.store.judged import judged_accuracy
+from oirl.store.live import decision_rates, judged_accuracy
 
 router = APIRouter(prefix="/v1", tags=["health"])
+IDLE = {"decisions": 0, "per_second": 0.0, "fallback_share": None, "exploration_share": None}
 SCOPE = "this worker's counters (all tasks) over about the last minute (less just after it started)"
 
 
-def _judged(factory, task: str | None) -> dict[str, list[dict]]:
-    with factory() as s:  # from the store: every worker answers the same
-        return judged_accuracy(s, task=task)
+def _from_store(factory, task: str | None) -> tuple[dict[str, dict], dict[str, list[dict]]]:
+    with factory() as s:  # every worker's decisions and feedback: each worker answers the same
+        return decision_rates(s, task=task), judged_accuracy(s, task=task)
 
 
 @router.get("/live", response_model=LiveOut, responses=problems(404),
@@ -28,6 +30,7 @@ async def live(service: ServiceDep, task: str | None = None) -> LiveOut:
         raise ProblemError(404, f"task {task!r} does not exist (GET /v1/tasks)")
     figures = service.metrics.live.observe(service.metrics.snapshot())
     serving = {t: m.version for t, m in service.watcher.serving.items() if task in (None, t)}
-    found = await run_in_threadpool(_judged, service.factory, task)
-    judged = {t: found.get(t, []) for t in ([task] if task else names)}
-    return LiveOut(scope=SCOPE, models=serving, judged=judged, **figures)
+    rates, judged = await run_in_threadpool(_from_store, service.factory, task)
+    shown = [task] if task else names
+    return LiveOut(scope=SCOPE, models=serving, judged={t: judged.get(t, []) for t in shown},
+                   tasks={t: rates.get(t, IDLE) for t in shown}, **figures)

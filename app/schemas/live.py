@@ -18,6 +18,13 @@ class JudgedPoint(BaseModel):
     accuracy: float = Field(description="Mean reward of those decisions.")
 
 
+class TaskRates(BaseModel):
+    decisions: int = Field(description="Decisions in the last minute, by every worker (the decision log).")
+    per_second: float
+    fallback_share: float | None = Field(description="null: no decision in the window.")
+    exploration_share: float | None
+
+
 class LiveOut(BaseModel):
     scope: str = Field(description="Where the serving figures come from (this worker's counters, or the store).")
     window_seconds: float = Field(description="The figures cover this many seconds, up to now.")
@@ -29,6 +36,8 @@ class LiveOut(BaseModel):
     cache_hit_rate: float | None = Field(description="Share of selections answered from the selection cache.")
     latency_ms: LatencyMs
     models: dict[str, int] = Field(description="Task -> the champion version this worker serves.")
+    tasks: dict[str, TaskRates] = Field(description="Task -> its decisions of the last minute, from the store "
+                                                    "(every worker's, so every worker answers the same).")
     judged: dict[str, list[JudgedPoint]] = Field(
         description="Task -> judged accuracy over the last 6 hours in 5-minute buckets: the mean reward of "
                     "decisions that received feedback (observations with a decision_id), from the store.")

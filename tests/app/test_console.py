@@ -365,6 +365,8 @@ def test_decision_loop_exploration_feedback_and_off_policy_estimates(page, serve
     tiles = page.locator("#live-tiles")
     tiles.locator(".tile").first.wait_for()
     assert tiles.locator(".tile", has_text="exploration share").locator(".tile-value").inner_text() != "0.0%"
+    cells = page.locator("table.task-rates tr[data-task=synth] td").all_inner_texts()  # the store's, every worker's
+    assert int(cells[3]) >= 81 and cells[5] != "0.0%", cells  # the batch's 80 decisions and the one above
     page.wait_for_selector("main svg.chart >> text=Judged accuracy")  # from the feedback, in the store
     assert "no feedback yet" not in page.locator("main").inner_text()
     shot(page, "live-judged")

@@ -3,6 +3,8 @@ and the console's own files."""
 
 from __future__ import annotations
 
+import time
+
 
 def test_live_figures_follow_the_selections(client):
     first = client.get("/v1/live").json()
@@ -16,6 +18,9 @@ def test_live_figures_follow_the_selections(client):
     assert live["exploration_share"] == 0.0
     assert live["latency_ms"]["p50"] > 0 and live["latency_ms"]["p99"] >= live["latency_ms"]["p50"]
     assert "worker" in live["scope"]
+    time.sleep(0.5)  # the decision log writes off the request path
+    rates = client.get("/v1/live").json()["tasks"]["synth"]
+    assert rates["decisions"] == 4 and rates["exploration_share"] == 0.0 and 0 <= rates["fallback_share"] <= 1
     again = client.get("/v1/live").json()  # the window is about a minute, not since the previous look
     assert again["selections"] == 4 and again["window_seconds"] >= live["window_seconds"]
     r = client.get("/v1/live?task=nope")

@@ -1,7 +1,7 @@
 // Live: selections per second, fallback and exploration share, cache hit rate, p50/p99 latency,
 // and judged accuracy over time per task once feedback arrives. Polls GET /v1/live.
 import { api } from "./api.js";
-import { errorBox, h, lineChart, note, num, pct } from "./ui.js";
+import { errorBox, h, lineChart, note, num, pct, table } from "./ui.js";
 
 const POLL_MS = 2000;
 const KEEP = 90;  // points of selections/s history drawn (3 minutes at one poll every 2 s)
@@ -9,6 +9,18 @@ const KEEP = 90;  // points of selections/s history drawn (3 minutes at one poll
 function tile(label, value, hint) {
   return h("div", { class: "tile" }, h("div", { class: "tile-value" }, value), h("div", { class: "tile-label" }, label),
     hint ? h("div", { class: "muted small" }, hint) : null);
+}
+
+// Per task, from the decision log: every worker's decisions, so every worker shows the same rows.
+function taskTable(tasks, models) {
+  const names = Object.keys(tasks || {});
+  if (!names.length) return null;
+  return h("div", {}, h("h2", {}, "Per task, every worker (decision log, last minute)"),
+    table(["task", "model here", "decisions / s", "decisions", "fallback share", "exploration share"],
+      names.map((t) => h("tr", { "data-task": t }, h("td", {}, t), h("td", {}, models[t] ? `v${models[t]}` : "–"),
+        h("td", { class: "num" }, num(tasks[t].per_second, 2)), h("td", { class: "num" }, String(tasks[t].decisions)),
+        h("td", { class: "num" }, pct(tasks[t].fallback_share)), h("td", { class: "num" }, pct(tasks[t].exploration_share)))),
+      { class: "task-rates" }));
 }
 
 function judgedCharts(judged) {
@@ -25,7 +37,7 @@ function judgedCharts(judged) {
 
 export function render(root) {
   const tiles = h("div", { class: "tiles", id: "live-tiles" }, h("p", { class: "loading" }, "loading…"));
-  const rate = h("div"), judged = h("div"), scope = h("p", { class: "muted small" }), problem = h("div");
+  const rate = h("div"), perTask = h("div"), judged = h("div"), scope = h("p", { class: "muted small" }), problem = h("div");
   const history = [];
   let timer = null, stopped = false;
   const start = performance.now();
@@ -49,14 +61,15 @@ export function render(root) {
         ? lineChart([{ name: "selections/s", points: history }], { title: "Selections per second (this page's view)",
           xLabel: "seconds since the page opened", ymax: Math.ceil(peak), xTicks: [history[0][0], history.at(-1)[0]] })
         : note("The rate chart starts with the next reading."));
+      perTask.replaceChildren(...[taskTable(d.tasks, d.models)].filter(Boolean));
       judged.replaceChildren(judgedCharts(d.judged));
-      scope.textContent = `Serving figures: ${d.scope}.`;
+      scope.textContent = `The tiles: ${d.scope}. The table and the judged accuracy: the store, the same on every worker.`;
     } catch (err) {
       problem.replaceChildren(errorBox(err));  // keep polling: it clears itself when the service answers
     }
     if (!stopped) timer = setTimeout(poll, POLL_MS);
   };
-  root.append(h("h1", {}, "Live"), problem, tiles, scope, rate, judged);
+  root.append(h("h1", {}, "Live"), problem, tiles, scope, rate, perTask, judged);
   poll();
   return () => { stopped = true; clearTimeout(timer); };
 }
