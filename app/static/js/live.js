@@ -29,10 +29,14 @@ function judgedCharts(judged) {
     return note("Judged accuracy: no feedback yet. Once decisions are judged (POST /v1/feedback), each task's "
       + "accuracy over time is drawn here, from the store, so every worker shows the same picture.");
   }
-  const t0 = Math.min(...withData.flatMap(([, pts]) => pts.map((p) => Date.parse(p.at))));
-  return lineChart(withData.map(([task, pts]) => ({ name: `${task}`,
-    points: pts.map((p) => [Math.round((Date.parse(p.at) - t0) / 60000), p.accuracy]) })),
-  { title: "Judged accuracy (mean reward of judged decisions)", xLabel: "minutes since the first point" });
+  // x: minutes since the epoch, labelled as local clock time; at most 7 labels.
+  const minutes = (p) => Math.round(Date.parse(p.at) / 60000);
+  const xs = [...new Set(withData.flatMap(([, pts]) => pts.map(minutes)))].sort((a, b) => a - b);
+  const step = Math.ceil(xs.length / 7);
+  const clock = (m) => new Date(m * 60000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return lineChart(withData.map(([task, pts]) => ({ name: task, points: pts.map((p) => [minutes(p), p.accuracy]) })),
+    { title: "Judged accuracy (mean reward of judged decisions, 5-minute buckets)", xLabel: "decision time",
+      xTicks: xs.filter((_, i) => i % step === 0), xFormat: clock });
 }
 
 export function render(root) {

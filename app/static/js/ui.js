@@ -93,7 +93,7 @@ export function intervalChart(items, { min = 0, max = 1, title = "" } = {}) {
 }
 
 // Lines over a numeric x axis: [{name, points: [[x, y], ...]}]; y in [ymin, ymax].
-export function lineChart(series, { title = "", xLabel = "", ymin = 0, ymax = 1, xTicks } = {}) {
+export function lineChart(series, { title = "", xLabel = "", ymin = 0, ymax = 1, xTicks, xFormat = String } = {}) {
   const width = 560, height = 240, left = 44, right = 130, top = 24, bottom = 34;
   const xs = series.flatMap((se) => se.points.map((p) => p[0]));
   const x0 = Math.min(...xs), x1 = Math.max(...xs);
@@ -107,7 +107,7 @@ export function lineChart(series, { title = "", xLabel = "", ymin = 0, ymax = 1,
       s("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end", class: "tick" }, num(v, 2)));
   }
   for (const v of xTicks || [...new Set(xs)]) {
-    svg.append(s("text", { x: x(v), y: height - 18, "text-anchor": "middle", class: "tick" }, String(v)));
+    svg.append(s("text", { x: x(v), y: height - 18, "text-anchor": "middle", class: "tick" }, xFormat(v)));
   }
   svg.append(s("text", { x: (left + width - right) / 2, y: height - 2, "text-anchor": "middle", class: "tick" }, xLabel));
   // Drawn last-first, so the first series (the one the chart is about) lies on top.
@@ -116,7 +116,7 @@ export function lineChart(series, { title = "", xLabel = "", ymin = 0, ymax = 1,
     const pts = se.points.map(([a, b]) => `${x(a)},${y(b)}`).join(" ");
     svg.append(s("polyline", { points: pts, class: cls }));
     for (const [a, b] of se.points) svg.append(s("circle", { cx: x(a), cy: y(b), r: 3, class: cls },
-      s("title", {}, `${se.name}: ${num(b)} at ${a}`)));
+      s("title", {}, `${se.name}: ${num(b)} at ${xFormat(a)}`)));
     svg.append(s("text", { x: width - right + 8, y: top + 14 * i + 8, class: `legend ${cls}` }, se.name));
   });
   return svg;
