@@ -31,21 +31,28 @@ CHROMIUM = os.environ.get("OIRL_CHROMIUM") or shutil.which("chromium") or shutil
 SHOTS = Path(__file__).resolve().parents[2] / "screenshots" / "console"
 
 
-def _need(condition: bool, reason: str) -> None:
-    if condition:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; .ci/run installs it, so CI must have it")
-    pytest.skip(reason)
+def _missing() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[dev]')"
+    if CHROMIUM is None or not Path(CHROMIUM).is_file():
+        return f"no chromium at {CHROMIUM!r} (apt-get install chromium, or set OIRL_CHROMIUM to a Chromium binary)"
+    return None
+
+
+MISSING = _missing()
+if MISSING and not os.environ.get("CI"):
+    pytest.skip(MISSING, allow_module_level=True)  # before any fixture, so a skip costs nothing
 
 
 @pytest.fixture(scope="module")
 def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _need(False, "playwright is not installed (pip install -e '.[dev]')")
-    _need(CHROMIUM is not None, "no chromium on PATH (apt-get install chromium); set OIRL_CHROMIUM to use another")
+    if MISSING:  # only under CI, where .ci/run installs both
+        pytest.fail(f"{MISSING}; .ci/run installs it, so CI must have it")
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         # --no-sandbox: CI and containers run as root, where chromium's sandbox refuses to start.
         b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
