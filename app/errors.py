@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,13 @@ async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
     return problem(exc.status, exc.detail, request, headers=exc.headers, errors=exc.errors)
 
 
+async def _store_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    # A store that is down, locked or out of connections is a temporary condition, not a bug.
+    log.warning("store error on %s %s: %s", request.method, request.url.path, str(exc).splitlines()[0][:200])
+    return problem(503, "the store is not reachable right now; try again shortly", request,
+                   headers={"Retry-After": "2"})
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "internal error; the request was not completed (see the service log)", request)
@@ -82,4 +91,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(ProblemError, _problem)
+    for kind in (OperationalError, InterfaceError, PoolTimeout):
+        app.add_exception_handler(kind, _store_unreachable)
     app.add_exception_handler(Exception, _unexpected)

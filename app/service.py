@@ -62,6 +62,16 @@ class TaskCatalog:
     def refresh(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._loaded_at < self.ttl:
             return
+        try:
+            self._load()
+        except Exception as exc:
+            if self._loaded_at < 0:  # nothing to serve from yet: the caller's request fails (503)
+                raise
+            # The store is down or slow: keep serving the catalog we have, try again after the TTL.
+            log.warning("task catalog not refreshed (serving the last one): %s", exc)
+            self._loaded_at = time.monotonic()
+
+    def _load(self) -> None:
         with self.factory() as s:
             prompts = {p.id: Candidate(p.id, p.text) for p in s.execute(select(Prompt).order_by(Prompt.id)).scalars()}
             tasks = {}
@@ -211,7 +221,8 @@ class Service:
         params = RetrainParams(**ctx.params)
         info, metrics = run_retrain(self.factory, self.registry, self.training_embedder, params,
                                     champion=self.watcher.current(params.task), job_id=ctx.job_id,
-                                    progress=ctx.progress, min_gate_queries=self.settings.gate_min_queries)
+                                    progress=ctx.progress, min_gate_queries=self.settings.gate_min_queries,
+                                    min_lower_bound=self.settings.gate_min_lower_bound)
         return {"version": info.id, "task": info.task, "alias": "challenger", "metrics": info.metrics,
                 "promote_url": f"/admin/models/{info.id}/promote"}
 

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     gate_min_queries: int = Field(
         default=100, ge=1, description="Fewest held-out queries a challenger must be judged on before it may "
                                        "replace a champion without force.")
+    gate_min_lower_bound: float = Field(
+        default=-0.02, le=0, description="Where the gate judges by off-policy (DR) estimates: the lowest 95% lower "
+                                         "bound of the challenger-minus-champion value it accepts without force.")
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token for admin and write routes; unset means they answer 403."
     )

@@ -87,7 +87,10 @@ def train(task: TaskOpt = None, llm: LlmOpt = None, backend: BackendOpt = "light
           features: FeaturesOpt = "concat+knn", params: ParamsOpt = None,
           holdout_fraction: Annotated[float, typer.Option(
               help="Share of questions held out to judge the new model against the champion.")] = 0.2,
-          max_queries: MaxQueriesOpt = None, seed: SeedOpt = 0) -> None:
+          max_queries: MaxQueriesOpt = None, seed: SeedOpt = 0,
+          propensity_clip: Annotated[float | None, typer.Option(
+              help="Weight each observation by 1/max(propensity, CLIP) to undo the logging policy's preferences "
+                   "(e.g. 0.05; default: unweighted).")] = None) -> None:
     """Train a reward model on a task's logs and register it as the task's challenger.
 
     The same code as POST /admin/retrain: held-out questions judge it against the current
@@ -99,13 +102,15 @@ def train(task: TaskOpt = None, llm: LlmOpt = None, backend: BackendOpt = "light
     factory = open_store()
     chosen = _task(factory, task)
     p = _build(RetrainParams, task=chosen, llm=llm, backend=backend, params=_params_json(params), features=features,
-               holdout_fraction=holdout_fraction, max_queries=max_queries, seed=seed)
+               holdout_fraction=holdout_fraction, max_queries=max_queries, seed=seed,
+               propensity_clip=propensity_clip)
     registry = _registry(factory)
     settings = get_settings()
     typer.echo(f"training a {p.backend} reward model on task {chosen!r} ({p.features} features) ...")
     with user_errors(JobError):
         info, metrics = retrain(factory, registry, make_embedder(settings, progress=True), p,
-                                champion=_champion(registry, chosen), min_gate_queries=settings.gate_min_queries)
+                                champion=_champion(registry, chosen), min_gate_queries=settings.gate_min_queries,
+                                min_lower_bound=settings.gate_min_lower_bound)
     typer.echo(f"registered v{info.id} as challenger of task {chosen!r}")
     typer.echo(f"gate: {describe_gate(metrics['gate'])}")
     typer.echo(f"promote with: oirl models promote {info.id}")

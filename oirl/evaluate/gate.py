@@ -2,8 +2,10 @@
 
 Per held-out query q, the value of a policy that picks prompt c(q):
 - full information (every candidate was logged on q): the mean logged reward of c(q);
-- otherwise, if every observation of q carries its logging propensity μ: the inverse-
-  propensity term mean_o 1[p_o = c(q)] · r_o / μ_o, unbiased for the same value;
+- otherwise, if every observation of q carries its logging propensity μ: the doubly robust
+  term mean_o [q̂(q, c(q)) + 1[p_o = c(q)] · (r_o − q̂(q, p_o)) / μ_o], unbiased for the same
+  value whatever the reward model q̂ (``oirl.evaluate.ope``), and with far less variance than
+  inverse propensity weighting alone when q̂ is decent;
 - otherwise q says nothing about a policy's value and is not used.
 The gate compares the two policies' mean value over the queries usable for both, with a
 95% paired-bootstrap interval of the difference. With no usable query (partial logs without
@@ -48,28 +50,35 @@ class HeldOutLogs:
         outcomes = np.where(count > 0, total / np.maximum(count, 1), np.nan)
         return cls(list(queries), list(prompts), outcomes, q_codes, p_codes, reward, prop)
 
-    def value_terms(self, choice: np.ndarray) -> np.ndarray:
-        """(n_q,) per-query value of choosing prompt index ``choice[q]``; NaN where unusable."""
+    def value_terms(self, choice: np.ndarray, q_hat: np.ndarray | None = None) -> np.ndarray:
+        """(n_q,) per-query value of choosing prompt index ``choice[q]``; NaN where unusable.
+        ``q_hat``: (n_q, n_p) reward-model estimates for the doubly robust terms (None: plain IPS)."""
         n_q = len(self.queries)
         full = ~np.isnan(self.outcomes).any(axis=1)
         terms = np.full(n_q, np.nan)
         terms[full] = self.outcomes[np.flatnonzero(full), choice[full]]
-        # IPS on queries whose every observation has a propensity
+        # off-policy terms on queries whose every observation has a propensity
         has_prop = np.ones(n_q, bool)
         np.logical_and.at(has_prop, self.obs_query, ~np.isnan(self.obs_propensity))
-        ips_q = ~full & has_prop
-        if ips_q.any():
-            use = ips_q[self.obs_query]
+        partial = ~full & has_prop
+        if partial.any():
+            use = partial[self.obs_query]
             hit = (self.obs_prompt == choice[self.obs_query]) & use
-            w = np.where(hit, self.obs_reward / np.where(use, self.obs_propensity, 1.0), 0.0)
+            mu = np.where(use, self.obs_propensity, 1.0)
+            if q_hat is None:
+                w = np.where(hit, self.obs_reward / mu, 0.0)
+            else:
+                q_chosen = q_hat[self.obs_query, choice[self.obs_query]]
+                q_logged = q_hat[self.obs_query, self.obs_prompt]
+                w = np.where(use, q_chosen + np.where(hit, (self.obs_reward - q_logged) / mu, 0.0), 0.0)
             sums = np.bincount(self.obs_query, w, n_q)
             counts = np.bincount(self.obs_query, use.astype(float), n_q)
-            terms[ips_q] = sums[ips_q] / counts[ips_q]
+            terms[partial] = sums[partial] / counts[partial]
         return terms
 
     def method(self) -> str:
         full = ~np.isnan(self.outcomes).any(axis=1)
-        return "full information" if full.all() else "full information + IPS" if full.any() else "IPS"
+        return "full information" if full.all() else "full information + DR" if full.any() else "DR"
 
     def log_loss_terms(self, p_correct: np.ndarray) -> np.ndarray:
         """(n_q,) mean cross-entropy of predictions ``(n_q, n_p)`` on each query's observations."""
@@ -90,3 +99,24 @@ def compare(ours: np.ndarray, theirs: np.ndarray | None, *, higher_is_better: bo
         worse = out["difference"] < -TOLERANCE if higher_is_better else out["difference"] > TOLERANCE
         out["not_worse"] = not worse
     return out
+
+
+def verdict(gate: dict, has_champion: bool, min_queries: int, min_lower_bound: float) -> dict:
+    """``{"verdict", "reason"}`` for a gate's numbers: ``pass`` only with a champion to beat, enough
+    held-out queries, a difference that is not negative and, where the values are off-policy (DR)
+    estimates, a 95% lower bound of the difference no lower than ``min_lower_bound``."""
+    if not has_champion:
+        return {"verdict": "no_champion", "reason": "no champion to compare with"}
+    n, metric = gate["n_queries"], gate["metric"]
+    if n < min_queries:
+        return {"verdict": "too_few_queries", "reason": f"judged on {n} held-out queries, fewer than the minimum "
+                                                        f"{min_queries} (OIRL_GATE_MIN_QUERIES)"}
+    numbers = f"{metric} {gate['challenger']:.4f} vs champion {gate['champion']:.4f} on {n} held-out queries"
+    if not gate["not_worse"]:
+        return {"verdict": "worse", "reason": numbers}
+    if "DR" in gate.get("method", "") and gate["ci95"][0] < min_lower_bound:
+        # Off-policy estimates are noisy: a point estimate that is not worse is not enough.
+        return {"verdict": "worse", "reason": f"{numbers}, but the 95% lower bound of the difference, "
+                                              f"{gate['ci95'][0]:+.4f}, is below {min_lower_bound:+.4f} "
+                                              "(OIRL_GATE_MIN_LOWER_BOUND)"}
+    return {"verdict": "pass", "reason": numbers}

@@ -41,7 +41,8 @@ def bootstrap(settings: Settings, factory, embedder, echo: Callable[[str], None]
         echo(f"bootstrap: task {task}: training a first model on {params.max_queries:,} logged training "
              f"questions (embedder {settings.embedder}) ...")
         info, metrics = retrain(factory, registry, embedder, params, alias=None,
-                                min_gate_queries=settings.gate_min_queries)
+                                min_gate_queries=settings.gate_min_queries,
+                                min_lower_bound=settings.gate_min_lower_bound)
         registry.promote(info.id, force=True, reason="bootstrap: first model")
         champions[task] = info.id
         gate = metrics["gate"]

@@ -50,6 +50,8 @@ class RetrainParams:
                                                                   "challenger against the champion.")
     max_queries: int | None = Field(None, ge=10, description="Train on a seeded subsample of this many questions.")
     seed: int = Field(0, description="Seeds the subsample, the validation split and the backend.")
+    propensity_clip: float | None = Field(None, gt=0, le=1, description="Weight each observation by 1/max(propensity, "
+                                          "clip) to undo the logging policy's preferences (unset: unweighted).")
 
 
 def holdout_mask(task: str, questions: pd.Series, fraction: float) -> np.ndarray:
@@ -75,18 +77,20 @@ def subsample_questions(logs: pd.DataFrame, max_queries: int | None, seed: int) 
 
 
 def judge(trained_model, policy, embedder, held: pd.DataFrame, champion: LoadedModel | None,
-          min_queries: int, seed: int) -> dict:
+          min_queries: int, seed: int, min_lower_bound: float = -0.02) -> dict:
     """The gate: both policies on the same held-out queries (see ``oirl.evaluate.gate``)."""
-    from oirl.evaluate.gate import HeldOutLogs, compare
+    from oirl.evaluate.gate import HeldOutLogs, compare, verdict
     from oirl.select import apply_policy
 
     table = HeldOutLogs.from_logs(held)
     q_emb, p_emb = embedder.encode(table.queries), embedder.encode(table.prompts)
     ours_scores = trained_model.score(q_emb, p_emb)  # (n_q, n_p)
     theirs_scores = champion.bundle.model.score(q_emb, p_emb) if champion is not None else None
-    ours = table.value_terms(apply_policy(ours_scores, table.prompts, policy).choice)
-    theirs = (table.value_terms(apply_policy(theirs_scores, table.prompts, champion.bundle.policy).choice)
-              if champion is not None else None)
+    # One q̂ for both sides (the challenger's, which exists even without a champion): DR stays unbiased
+    # whatever q̂ is, and a shared q̂ keeps the paired difference free of one model's own optimism.
+    ours = table.value_terms(apply_policy(ours_scores, table.prompts, policy).choice, ours_scores)
+    theirs = (table.value_terms(apply_policy(theirs_scores, table.prompts, champion.bundle.policy).choice,
+                                ours_scores) if champion is not None else None)
     usable = ~np.isnan(ours)
     gate: dict = {"n_held_out_queries": len(table.queries), "n_held_out_observations": int(len(held))}
     if usable.any():
@@ -99,23 +103,12 @@ def judge(trained_model, policy, embedder, held: pd.DataFrame, champion: LoadedM
                     **compare(table.log_loss_terms(ours_scores),
                               None if theirs_scores is None else table.log_loss_terms(theirs_scores),
                               higher_is_better=False, seed=seed))
-    if champion is None:
-        gate.update(verdict="no_champion", reason="no champion to compare with")
-    elif gate["n_queries"] < min_queries:
-        gate.update(verdict="too_few_queries", reason=f"judged on {gate['n_queries']} held-out queries, fewer "
-                                                      f"than the minimum {min_queries} (OIRL_GATE_MIN_QUERIES)")
-    elif not gate["not_worse"]:
-        gate.update(verdict="worse", reason=f"{gate['metric']} {gate['challenger']:.4f} vs champion "
-                                            f"{gate['champion']:.4f} on {gate['n_queries']} held-out queries")
-    else:
-        gate.update(verdict="pass", reason=f"{gate['metric']} {gate['challenger']:.4f} vs champion "
-                                           f"{gate['champion']:.4f} on {gate['n_queries']} held-out queries")
-    return gate
+    return gate | verdict(gate, champion is not None, min_queries, min_lower_bound)
 
 
 def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, champion: LoadedModel | None = None,
             job_id: str | None = None, progress=lambda f: None, alias: str | None = CHALLENGER,
-            min_gate_queries: int = 100):
+            min_gate_queries: int = 100, min_lower_bound: float = -0.02):
     """Train, judge against ``champion`` (the task's), register. Returns (VersionInfo, metrics)."""
     from oirl.registry.bundle import ModelBundle, save_bundle
     from oirl.reward import fit_reward_model
@@ -139,7 +132,8 @@ def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, c
     progress(0.1)
     try:
         trained = fit_reward_model(train, embedder, backend=params.backend, params=params.params,
-                                   features=params.features, random_state=params.seed)
+                                   features=params.features, random_state=params.seed,
+                                   propensity_clip=params.propensity_clip)
     except ValueError as exc:  # bad backend parameters: the user's mistake, not a crash
         raise JobError(str(exc)) from exc
     policy = calibrate_policy(trained)
@@ -157,7 +151,7 @@ def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, c
     held = pool[holdout_mask(task, pool["query"], gate_fraction)]
     if held.empty:
         raise JobError(f"no held-out questions in task {task!r}; raise holdout_fraction or log more questions")
-    gate = judge(trained.model, policy, embedder, held, champion, min_gate_queries, params.seed)
+    gate = judge(trained.model, policy, embedder, held, champion, min_gate_queries, params.seed, min_lower_bound)
     gate.update(champion_version=champion.version if champion is not None else None, held_out_fraction=gate_fraction,
                 held_out_llms=sorted(gate_llms) if gate_llms else "all")
     if champion is not None and params.llm is not None and champion.bundle.llm is None and gate["verdict"] == "pass":

@@ -82,6 +82,7 @@ class PromptRewardModel:
             X_all = np.hstack([X_all, self.memory_.rows(qid, pid)])
         if val.any():
             probe = make_backend(self.backend, params).fit(X[~val], y[~val], w[~val], X[val], y[val], w[val])
+            self.probe_ = (probe, probe_memory if uses_neighbours(self.features) else None)
             self.validation_proba_ = probe.predict(X[val])
             self.validation_log_loss_ = weighted_log_loss(y[val], self.validation_proba_, w[val])
             self.n_rounds_ = probe.best_iteration_
@@ -92,7 +93,7 @@ class PromptRewardModel:
                 if uses_neighbours(self.features):
                     self.memory_ = probe_memory
         else:
-            self.validation_proba_, self.validation_log_loss_ = np.zeros(0), None
+            self.validation_proba_, self.validation_log_loss_, self.probe_ = np.zeros(0), None, None
             self.backend_ = make_backend(self.backend, params).fit(X_all, y, w)
             self.n_rounds_ = self.backend_.best_iteration_
         self.n_features_in_ = int(X_all.shape[1])
@@ -147,10 +148,21 @@ class PromptRewardModel:
             if e.shape[1] != self.embedding_dim_:
                 raise ValueError(f"{name} embeddings have dim {e.shape[1]}; this model expects {self.embedding_dim_} "
                                  f"(embedder {self.embedder and self.embedder.get('name')})")
+        return self._score_with(self.backend_, getattr(self, "memory_", None), query_emb, prompt_embs)
+
+    def validation_score(self, query_emb: np.ndarray, prompt_embs: np.ndarray) -> np.ndarray:
+        """``score`` by the early-stopping model, which never saw the validation queries' outcomes:
+        held-out scores of *every* prompt on them, also the ones their logs never tried (partial logs).
+        Only right after ``fit`` (the early-stopping model is not saved)."""
+        if getattr(self, "probe_", None) is None:
+            raise RuntimeError("no early-stopping model: fit() with a validation split first")
+        return self._score_with(*self.probe_, np.atleast_2d(query_emb), np.atleast_2d(prompt_embs))
+
+    def _score_with(self, backend, memory, query_emb: np.ndarray, prompt_embs: np.ndarray) -> np.ndarray:
         X = grid_features(query_emb, prompt_embs, self.features)  # (n_q * n_p, F), query-major
         if uses_neighbours(self.features):
-            X = np.hstack([X, self.memory_.grid(query_emb, prompt_embs).reshape(len(X), -1)])
-        p = self.backend_.predict(X)
+            X = np.hstack([X, memory.grid(query_emb, prompt_embs).reshape(len(X), -1)])
+        p = backend.predict(X)
         return p.reshape(len(query_emb), len(prompt_embs))
 
     # -------------------------------------------------------------- persist

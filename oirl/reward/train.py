@@ -18,19 +18,32 @@ from oirl.embed.base import Embedder
 from oirl.reward.model import PromptRewardModel
 
 
-def aggregate_outcomes(logs: pd.DataFrame) -> pd.DataFrame:
+def aggregate_outcomes(logs: pd.DataFrame, weight: np.ndarray | None = None) -> pd.DataFrame:
     """``query, prompt, reward`` (or ``correct``) rows -> one row per (query, prompt):
-    ``n_correct`` (summed reward) and ``n_total`` (observations)."""
+    ``n_correct`` (summed reward) and ``n_total`` (observations), each row counted ``weight`` times."""
     label = "reward" if "reward" in logs.columns else "correct"
     missing = {"query", "prompt", label} - set(logs.columns)
     if missing:
         raise ValueError(f"logs lack column(s) {sorted(missing)}; need query, prompt, reward (or correct)")
     if logs.empty:
         raise ValueError("no training rows: the logs are empty after filtering")
-    out = (logs.assign(_r=logs[label].astype(float))
-           .groupby(["query", "prompt"], sort=False)["_r"].agg(n_correct="sum", n_total="count")
-           .reset_index())
+    w = np.ones(len(logs)) if weight is None else np.asarray(weight, dtype=np.float64)
+    out = (logs.assign(_r=logs[label].astype(float).to_numpy() * w, _w=w)
+           .groupby(["query", "prompt"], sort=False)[["_r", "_w"]].sum()
+           .rename(columns={"_r": "n_correct", "_w": "n_total"}).reset_index())
     return out
+
+
+def propensity_weights(logs: pd.DataFrame, clip: float) -> np.ndarray | None:
+    """Inverse-propensity weights 1 / max(μ, clip), scaled to mean 1; None unless every row has a μ.
+
+    A logging policy that favours some prompts on some queries over-represents those pairs;
+    weighting each observation by 1/μ trains on the logs as if every prompt had been tried
+    uniformly. Clipping bounds the variance (a weight is at most 1/clip before scaling)."""
+    if "propensity" not in logs.columns or logs["propensity"].isna().any():
+        return None
+    w = 1.0 / np.maximum(logs["propensity"].to_numpy(dtype=np.float64), clip)
+    return w / w.mean()
 
 
 @dataclass
@@ -45,8 +58,8 @@ class TrainingTable:
     n_total: np.ndarray  # (n_pairs,)
 
     @classmethod
-    def from_logs(cls, logs: pd.DataFrame) -> TrainingTable:
-        agg = aggregate_outcomes(logs)
+    def from_logs(cls, logs: pd.DataFrame, weight: np.ndarray | None = None) -> TrainingTable:
+        agg = aggregate_outcomes(logs, weight)
         q_codes, queries = pd.factorize(agg["query"])
         p_codes, prompts = pd.factorize(agg["prompt"])
         return cls(list(queries), list(prompts), q_codes, p_codes,
@@ -88,6 +101,9 @@ class TrainedRewardModel:
     """(n_val_queries, n_prompts) held-out P(correct) from the early-stopping model; NaN if not logged."""
     validation_outcomes: np.ndarray
     """(n_val_queries, n_prompts) logged success rate of each pair; NaN if not logged."""
+    validation_logs: pd.DataFrame | None = None
+    """The validation queries' observations that carry a propensity (``query_row`` indexes the grids):
+    what calibrates the safe policy when the grids are partial."""
 
     @property
     def default_prompt(self) -> str:
@@ -100,20 +116,24 @@ class TrainedRewardModel:
 
 def fit_reward_model(logs: pd.DataFrame, embedder: Embedder, backend: str = "lightgbm",
                      params: dict | None = None, features: str = "concat+knn", random_state: int = 0,
-                     ) -> TrainedRewardModel:
+                     propensity_clip: float | None = None) -> TrainedRewardModel:
     """Embed the texts (through the embedder's cache) and fit the model on the aggregated outcomes.
 
     Validation groups are distinct query texts, so duplicates of a held-out question never
     sit in the training part. ``oirl.select.calibrate_policy`` turns the result into a policy.
+    ``propensity_clip``: weight each observation by 1/max(propensity, clip) (``propensity_weights``);
+    None trains on the observations as they come. The default prompt (BoTr) is the best by
+    self-normalised IPS whenever every row has a propensity, whatever the training weights.
     """
-    table = TrainingTable.from_logs(logs)
+    weight = propensity_weights(logs, propensity_clip) if propensity_clip is not None else None
+    table = TrainingTable.from_logs(logs, weight)
     q_vec = embedder.encode(table.queries)  # (n_queries, d)
     p_vec = embedder.encode(table.prompts)  # (n_prompts, d)
-    pair, label, weight = table.weighted_rows()
+    pair, label, w = table.weighted_rows()
     qid, pid = table.query_id[pair], table.prompt_id[pair]
     model = PromptRewardModel(backend=backend, params=params, features=features, random_state=random_state,
                               embedder=embedder.identity.to_dict())
-    model.fit(q_vec[qid], p_vec[pid], label, sample_weight=weight, groups=qid)
+    model.fit(q_vec[qid], p_vec[pid], label, sample_weight=w, groups=qid)
 
     # Scatter the held-out predictions and logged success rates into (query, prompt) grids.
     val = model.validation_mask_
@@ -122,8 +142,24 @@ def fit_reward_model(logs: pd.DataFrame, embedder: Embedder, backend: str = "lig
     row_of[val_q] = np.arange(len(val_q))
     scores = np.full((len(val_q), len(table.prompts)), np.nan)
     scores[row_of[qid[val]], pid[val]] = model.validation_proba_
+    if len(val_q) and np.isnan(scores).any():  # partial logs: the early-stopping model scores the rest
+        scores = np.where(np.isnan(scores), model.validation_score(q_vec[val_q], p_vec), scores)
+    model.probe_ = None  # not needed any more, and not saved
     outcomes = np.full_like(scores, np.nan)
     in_val = row_of[table.query_id] >= 0
     outcomes[row_of[table.query_id[in_val]], table.prompt_id[in_val]] = (
         table.n_correct[in_val] / table.n_total[in_val])
-    return TrainedRewardModel(model, table, table.best_prompt(), scores, outcomes)
+    default = table.best_prompt()
+    snips = propensity_weights(logs, 1e-6)
+    if snips is not None:
+        weighted = TrainingTable.from_logs(logs, snips)
+        default = table.prompts.index(weighted.prompts[weighted.best_prompt()])
+    validation_logs = None
+    if "propensity" in logs.columns:
+        query_row = logs["query"].map(dict(zip(table.queries, row_of, strict=True)))
+        prompt_col = logs["prompt"].map({p: j for j, p in enumerate(table.prompts)})
+        keep = (query_row >= 0) & logs["propensity"].notna()
+        validation_logs = pd.DataFrame({"query_row": query_row[keep].astype(int), "prompt": prompt_col[keep],
+                                        "reward": logs.loc[keep, "reward" if "reward" in logs else "correct"]
+                                        .astype(float), "propensity": logs.loc[keep, "propensity"].astype(float)})
+    return TrainedRewardModel(model, table, default, scores, outcomes, validation_logs)

@@ -163,9 +163,66 @@ def calibrate_margin(scores: np.ndarray, outcomes: np.ndarray, default_index: in
     return tau, summary
 
 
+def calibrate_margin_offpolicy(scores: np.ndarray, obs_row: np.ndarray, obs_prompt: np.ndarray,
+                               reward: np.ndarray, propensity: np.ndarray, default_index: int,
+                               candidates: Sequence[str], z: float = 1.645, seed: int = 0) -> tuple[float, dict]:
+    """τ from partial logs: the same scan as ``calibrate_margin``, valuing a choice by inverse
+    propensity weighting instead of a full outcome grid, and only trusting the model when it pays.
+
+    ``scores``: (n_q, n_p) held-out scores of every prompt on the validation queries; each
+    observation o: its query row, prompt, reward and logging propensity μ_o. Per query, the
+    IPS value of choosing c is mean_o 1[p_o = c] r_o / μ_o, and the gain of trusting the model
+    is its value minus the default's. The validation queries are split in two halves: τ is the
+    scan's best on one half, and is kept only if, on the *other* half, the gain of trusting the
+    model above τ has a one-sided 95% lower bound (mean − z·SE) above zero; else τ = inf. Picking
+    and checking on the same noisy observations would trust a useless model one time in five.
+    """
+    n_q = scores.shape[0]
+    counts = np.bincount(obs_row, minlength=n_q).astype(float)
+    rows = np.flatnonzero(counts > 0)
+    if len(rows) < 4:
+        return math.inf, {"n_queries": int(len(rows)), "method": "ips",
+                          "note": "too few validation observations with a propensity; the policy keeps the default"}
+    best = rank_candidates(scores, candidates, default_index)[:, 0]
+    margin = scores[np.arange(n_q), best] - scores[:, default_index]
+
+    def ips(choice: np.ndarray) -> np.ndarray:  # (n_q,) per-query IPS value of a per-query choice
+        hit = obs_prompt == choice[obs_row]
+        return np.bincount(obs_row, np.where(hit, reward / propensity, 0.0), n_q) / np.maximum(counts, 1)
+
+    default_v = ips(np.full(n_q, default_index))
+    gain = ips(best) - default_v
+    pick = np.random.default_rng(seed).permutation(rows)
+    half_a, half_b = np.sort(pick[: len(pick) // 2]), np.sort(pick[len(pick) // 2:])
+    # the scan of calibrate_margin on half A: cut between distinct margins, ties to the larger τ
+    order = half_a[np.argsort(-margin[half_a], kind="stable")]
+    cum_gain = np.concatenate([[0.0], np.cumsum(gain[order])])
+    m_sorted = margin[order]
+    valid_k = np.concatenate([[True], m_sorted[:-1] > m_sorted[1:], [True]])
+    k_best = max((k for k in range(len(order) + 1) if valid_k[k]), key=lambda k: (round(cum_gain[k], 12), -k))
+    tau = float(m_sorted[k_best - 1]) if k_best > 0 else math.inf
+    terms = np.where(margin[half_b] >= tau, gain[half_b], 0.0)  # half B judges that τ
+    lower = float(terms.mean() - z * terms.std(ddof=1) / math.sqrt(len(terms)))
+    keep = math.isfinite(tau) and lower > 0
+    trusted = margin[rows] >= tau if keep else np.zeros(len(rows), bool)
+    summary = {"n_queries": int(len(rows)), "method": "ips (cross-fitted halves)",
+               "default_value": float(default_v[rows].mean()), "model_value": float((default_v + gain)[rows].mean()),
+               "safe_value": float((default_v[rows] + np.where(trusted, gain[rows], 0.0)).mean()),
+               "gain_lower_bound": lower, "share_trusting_model": float(trusted.mean())}
+    return (tau if keep else math.inf), summary
+
+
 def calibrate_policy(trained) -> SelectionPolicy:
-    """Policy for a ``TrainedRewardModel``: its BoTr default and τ from its validation grid."""
-    tau, summary = calibrate_margin(trained.validation_scores, trained.validation_outcomes, trained.default_index,
-                                    trained.table.prompts)
+    """Policy for a ``TrainedRewardModel``: its BoTr default and τ from its validation grid, or, where the
+    grid is partial and the logs carry propensities, from inverse propensity weighting."""
+    full = ~np.isnan(trained.validation_outcomes).any(axis=1)
+    obs = trained.validation_logs
+    if not full.any() and obs is not None and len(obs):
+        tau, summary = calibrate_margin_offpolicy(
+            trained.validation_scores, obs["query_row"].to_numpy(), obs["prompt"].to_numpy(),
+            obs["reward"].to_numpy(), obs["propensity"].to_numpy(), trained.default_index, trained.table.prompts)
+    else:
+        tau, summary = calibrate_margin(trained.validation_scores, trained.validation_outcomes,
+                                        trained.default_index, trained.table.prompts)
     return SelectionPolicy(default_prompt=trained.default_prompt, default_train_accuracy=trained.default_train_accuracy,
                            margin_threshold=tau, validation=summary)

@@ -57,7 +57,7 @@ def test_svamp_production_logs_cli_then_http(database_url, mirror_dir, minilm, t
     assert f"{len(rows):,} new observations" in oirl("data", "import", str(path), "--task", "svamp-prod")
     assert "0 new observations" in oirl("data", "import", str(path), "--task", "svamp-prod")
     trained = oirl("train", "--task", "svamp-prod", "--params", PARAMS)
-    assert "registered v1" in trained and "IPS" in trained
+    assert "registered v1" in trained and "(DR)" in trained
     oirl("models", "promote", "1")
 
     settings = make_settings(tmp_path, database_url, gate_min_queries=50)
@@ -76,7 +76,7 @@ def test_svamp_production_logs_cli_then_http(database_url, mirror_dir, minilm, t
         job = _wait_job(client, r.json()["status_url"], auth, timeout=300)
         assert job["status"] == "succeeded", job["error"]
         gate = job["result"]["metrics"]["gate"]
-        assert gate["method"] == "IPS" and gate["champion_version"] == 1 and gate["n_queries"] >= 50
+        assert gate["method"] == "DR" and gate["champion_version"] == 1 and gate["n_queries"] >= 50
         assert gate["verdict"] in ("pass", "worse")
         promote = client.post(f"/admin/models/{job['result']['version']}/promote", json={"force": True},
                               headers=auth)
@@ -88,5 +88,5 @@ def test_svamp_production_logs_cli_then_http(database_url, mirror_dir, minilm, t
         assert ev["status"] == "succeeded", ev["error"]
         assert ev["report"]["information"] == "partial" and ev["report"]["held_out_log_loss"]["n_observations"] > 0
     listed = oirl("models", "list", "--task", "svamp-prod")
-    assert "v2" in listed and "champion]" in listed and "IPS" in listed
+    assert "v2" in listed and "champion]" in listed and "DR" in listed
     get_settings.cache_clear()

@@ -162,18 +162,47 @@ def test_retrain_registers_a_challenger_judged_against_the_champion(store, embed
     assert m3["gate"]["verdict"] == "too_few_queries"
 
 
-def test_retrain_on_production_shaped_logs_uses_ips_and_keeps_the_safe_default(store, embedder, tmp_path):
+def test_retrain_on_production_shaped_logs_judges_by_dr_and_calibrates_by_ips(store, embedder, tmp_path):
     with transaction(store) as s:
         import_observations(s, production_logs(), source="prod")
     registry = ModelRegistry(store, tmp_path / "models")
     p = RetrainParams(task="synth", params=TINY, holdout_fraction=0.3)
     first, m1 = retrain(store, registry, embedder, p, min_gate_queries=5)
-    assert m1["gate"]["metric"] == "value" and m1["gate"]["method"] == "IPS"
-    assert m1["validation"]["n_queries"] == 0  # no full-information validation: τ = inf, the default is kept
-    assert load_version(registry, first.id).policy.margin_threshold == float("inf")
+    assert m1["gate"]["metric"] == "value" and m1["gate"]["method"] == "DR"
+    # no full-information validation query: τ comes from the validation observations' propensities
+    assert m1["validation"]["method"].startswith("ips") and m1["validation"]["n_queries"] > 0
+    tau = load_version(registry, first.id).policy.margin_threshold
+    assert (tau == float("inf")) == (m1["validation"]["share_trusting_model"] == 0)
+    weighted, mw = retrain(store, registry, embedder, RetrainParams(task="synth", params=TINY, holdout_fraction=0.3,
+                                                                     propensity_clip=0.05), min_gate_queries=5)
+    assert mw["gate"]["method"] == "DR"  # uniform logging: weights are all 1, the same model
+    assert mw["validation_log_loss"] == pytest.approx(m1["validation_log_loss"])
     registry.promote(first.id)
     _, m2 = retrain(store, registry, embedder, p, champion=load_version(registry, first.id), min_gate_queries=5)
     assert m2["gate"]["verdict"] == "pass" and m2["gate"]["n_queries"] >= 5
+    # a champion that always serves the other prompt: two constant policies of about equal value (each prompt
+    # is right on half the questions), so the DR difference is small and uncertain: a strict setting refuses
+    other = load_version(registry, first.id)
+    policy = other.bundle.policy
+    policy.default_prompt = next(t for t in (GOOD_FOR_SUMS, GOOD_FOR_STORIES) if t != policy.default_prompt)
+    strict, relaxed = (retrain(store, registry, embedder, p, champion=other, min_gate_queries=5, min_lower_bound=b)[1]
+                       ["gate"] for b in (0.0, -1.0))
+    assert strict["ci95"][0] < 0 < strict["ci95"][1] and strict["verdict"] == "worse"
+    assert relaxed["verdict"] == ("pass" if relaxed["difference"] >= 0 else "worse")
+
+
+def test_gate_verdicts():
+    from oirl.evaluate.gate import verdict
+
+    base = {"n_queries": 200, "metric": "value", "challenger": 0.52, "champion": 0.50, "not_worse": True,
+            "ci95": [-0.03, 0.07], "method": "DR"}
+    assert verdict(base, True, 100, -0.02)["verdict"] == "worse"  # lower bound -0.03 < -0.02
+    assert "OIRL_GATE_MIN_LOWER_BOUND" in verdict(base, True, 100, -0.02)["reason"]
+    assert verdict(base, True, 100, -0.05)["verdict"] == "pass"
+    assert verdict(base | {"method": "full information"}, True, 100, -0.02)["verdict"] == "pass"
+    assert verdict(base | {"not_worse": False}, True, 100, -1)["verdict"] == "worse"
+    assert verdict(base, True, 500, -1)["verdict"] == "too_few_queries"
+    assert verdict(base, False, 100, -1)["verdict"] == "no_champion"
 
 
 def test_partial_logs_without_propensities_fall_back_to_log_loss(store, embedder, tmp_path):

@@ -113,3 +113,30 @@ def test_validation_split_groups_by_query():
     qid = trained.table.query_id[pair]
     assert not set(qid[val]) & set(qid[~val])
     assert trained.validation_scores.shape == (8, 2)  # 10% of 80 queries x 2 prompts
+
+
+def test_propensity_weights_and_weighted_aggregation():
+    import pandas as pd
+
+    from oirl.reward.train import TrainingTable, aggregate_outcomes, propensity_weights
+
+    logs = pd.DataFrame({"query": ["a", "a", "b"], "prompt": ["x", "x", "y"], "reward": [1.0, 0.0, 1.0],
+                         "propensity": [0.5, 0.01, 0.25]})
+    w = propensity_weights(logs, clip=0.05)  # 1/0.5, 1/0.05 (clipped), 1/0.25 -> scaled to mean 1
+    raw = np.array([2.0, 20.0, 4.0])
+    np.testing.assert_allclose(w, raw / raw.mean())
+    agg = aggregate_outcomes(logs, w).set_index(["query", "prompt"])
+    assert agg.loc[("a", "x"), "n_correct"] == pytest.approx(w[0])
+    assert agg.loc[("a", "x"), "n_total"] == pytest.approx(w[0] + w[1])
+    assert propensity_weights(logs.assign(propensity=[0.5, None, 0.2]), 0.05) is None  # incomplete: no weights
+    # BoTr by self-normalised IPS: the logging policy mostly tried y on easy questions and x on hard ones,
+    # so y's plain mean flatters it; weighted by 1/μ the comparison is as if both had been tried everywhere
+    easy, hard = [f"easy {i}" for i in range(5)], [f"hard {i}" for i in range(5)]
+    biased = pd.DataFrame({"query": easy[:4] + hard[:1] + hard[1:5] + easy[4:],
+                           "prompt": ["y"] * 5 + ["x"] * 5,
+                           "reward": [1, 1, 1, 1, 0] + [0, 0, 0, 1] + [1.0],
+                           "propensity": [0.9] * 4 + [0.1] + [0.9] * 3 + [0.9] + [0.1]})
+    plain = TrainingTable.from_logs(biased)
+    assert plain.prompts[plain.best_prompt()] == "y"  # 0.8 against 0.4
+    snips = TrainingTable.from_logs(biased, propensity_weights(biased, 1e-6))
+    assert snips.prompts[snips.best_prompt()] == "x"

@@ -95,3 +95,28 @@ def test_select_prompts_batch_with_unseen_candidates():
         select_prompts(trained.model, emb, ["q"], [])
     with pytest.raises(ValueError, match="differs"):
         select_prompts(trained.model, HashingBagOfWordsEmbedder(16), ["q"], candidates)
+
+
+def _partial_validation(n_q: int, informative: bool, seed: int = 0):
+    """One logged try per query, prompt drawn uniformly (μ = 1/2). The model's score says which prompt
+    is right; ``informative``: it is right (else its scores are noise)."""
+    from oirl.select.policy import calibrate_margin_offpolicy
+
+    rng = np.random.default_rng(seed)
+    right = rng.integers(0, 2, n_q)  # the prompt that answers each query correctly
+    scores = np.full((n_q, 2), 0.4)
+    guess = right if informative else rng.integers(0, 2, n_q)
+    scores[np.arange(n_q), guess] = 0.4 + rng.uniform(0.05, 0.5, n_q)
+    tried = rng.integers(0, 2, n_q)
+    reward = (tried == right).astype(float)
+    return calibrate_margin_offpolicy(scores, np.arange(n_q), tried, reward, np.full(n_q, 0.5), 0, ["a", "b"])
+
+
+def test_partial_logs_trust_a_model_that_pays_and_not_one_that_does_not():
+    tau, summary = _partial_validation(400, informative=True)
+    assert math.isfinite(tau) and summary["gain_lower_bound"] > 0
+    assert summary["safe_value"] > summary["default_value"] + 0.2
+    for seed in range(5):
+        tau, summary = _partial_validation(400, informative=False, seed=seed)
+        assert math.isinf(tau), summary  # noise: the gain's lower bound is not above zero
+        assert summary["safe_value"] == summary["default_value"]
