@@ -7,13 +7,14 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import ServiceDep
-from app.errors import ProblemError
+from app.errors import STORE_ERRORS, ProblemError
 from app.routes import problems
 from app.schemas.live import LiveOut
 from oirl.store.live import decision_rates, judged_accuracy
 
 router = APIRouter(prefix="/v1", tags=["health"])
 IDLE = {"decisions": 0, "per_second": 0.0, "fallback_share": None, "exploration_share": None}
+STORE_DOWN = "the store is not reachable right now: per-task rates and judged accuracy are missing"
 SCOPE = "this worker's counters (all tasks) over about the last minute (less just after it started)"
 
 
@@ -30,7 +31,10 @@ async def live(service: ServiceDep, task: str | None = None) -> LiveOut:
         raise ProblemError(404, f"task {task!r} does not exist (GET /v1/tasks)")
     figures = service.metrics.live.observe(service.metrics.snapshot())
     serving = {t: m.version for t, m in service.watcher.serving.items() if task in (None, t)}
-    rates, judged = await run_in_threadpool(_from_store, service.factory, task)
     shown = [task] if task else names
+    try:
+        rates, judged = await run_in_threadpool(_from_store, service.factory, task)
+    except STORE_ERRORS:  # during an outage this worker's own figures are what there is to see
+        return LiveOut(scope=SCOPE, models=serving, judged={}, tasks={}, store_error=STORE_DOWN, **figures)
     return LiveOut(scope=SCOPE, models=serving, judged={t: judged.get(t, []) for t in shown},
                    tasks={t: rates.get(t, IDLE) for t in shown}, **figures)

@@ -38,6 +38,8 @@ class LiveOut(BaseModel):
     models: dict[str, int] = Field(description="Task -> the champion version this worker serves.")
     tasks: dict[str, TaskRates] = Field(description="Task -> its decisions of the last minute, from the store "
                                                     "(every worker's, so every worker answers the same).")
+    store_error: str | None = Field(None, description="Why `tasks` and `judged` are empty (the store is down); "
+                                                     "this worker's own figures above are still live.")
     judged: dict[str, list[JudgedPoint]] = Field(
         description="Task -> judged accuracy over the last 6 hours in 5-minute buckets: the mean reward of "
                     "decisions that received feedback (observations with a decision_id), from the store.")

@@ -82,3 +82,20 @@ def test_console_page_and_its_files_are_served(client):
         assert r.status_code == 200 and "javascript" in r.headers["content-type"], name
     assert client.get("/static/console.css").status_code == 200
     assert client.get("/static/nope.js").status_code == 404
+
+
+def test_live_keeps_this_workers_figures_when_the_store_is_down(client):
+    from oirl.store.engine import make_engine, make_session_factory
+
+    service = client.app.state.service
+    assert client.post("/v1/select", json={"query": "What is 2 + 2?"}).status_code == 200
+    # A store that refuses connections (nothing listens on port 1): a real OperationalError.
+    down = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2")
+    service.factory, factory = make_session_factory(down), service.factory
+    try:
+        live = client.get("/v1/live").json()
+    finally:
+        service.factory = factory
+        down.dispose()
+    assert "not reachable" in live["store_error"] and live["tasks"] == {} and live["judged"] == {}
+    assert live["selections"] == 1 and live["models"] == {"synth": 1}

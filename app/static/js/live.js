@@ -65,8 +65,13 @@ export function render(root) {
         ? lineChart([{ name: "selections/s", points: history }], { title: "Selections per second (this page's view)",
           xLabel: "seconds since the page opened", ymax: Math.ceil(peak), xTicks: [history[0][0], history.at(-1)[0]] })
         : note("The rate chart starts with the next reading."));
-      perTask.replaceChildren(...[taskTable(d.tasks, d.models)].filter(Boolean));
-      judged.replaceChildren(judgedCharts(d.judged));
+      if (d.store_error) {
+        perTask.replaceChildren(h("div", { class: "warn-box", id: "store-error" }, d.store_error));
+        judged.replaceChildren();
+      } else {
+        perTask.replaceChildren(...[taskTable(d.tasks, d.models)].filter(Boolean));
+        judged.replaceChildren(judgedCharts(d.judged));
+      }
       scope.textContent = `The tiles: ${d.scope}. The table and the judged accuracy: the store, the same on every worker.`;
     } catch (err) {
       problem.replaceChildren(errorBox(err));  // keep polling: it clears itself when the service answers
