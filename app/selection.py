@@ -90,7 +90,6 @@ class Scored:
 @dataclass(frozen=True)
 class Answer:
     body: bytes  # the JSON answer, ready to send
-    result: dict  # the same, minus the ranking (see ``ranking``)
     decision: dict  # what the decision log records
 
 
@@ -179,7 +178,7 @@ class Selector:
             self.metrics.selections.labels("explored" if explored else "fallback" if fallback else "model").inc()
         if self.on_decision is not None:
             self.on_decision(decision)
-        return Answer(body, result, decision)
+        return Answer(body, decision)
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()

@@ -123,6 +123,7 @@ class Service:
         self.training_embedder = training_embedder or make_embedder(settings)
         self.catalog = TaskCatalog(self.factory)
         self.decisions = DecisionLog(self.factory, max_queue=settings.decision_queue_max,
+                                     flush_seconds=settings.decision_flush_seconds,
                                      retention_days=settings.decision_retention_days)
         self.metrics.add_decision_log(self.decisions)
         self.selector = Selector(self.embedder, self.metrics, max_batch=settings.microbatch_max,

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     decision_retention_days: float = Field(
         default=90.0, gt=0, description="Decisions older than this are deleted, and feedback on them is refused "
                                         "(410).")
+    decision_flush_seconds: float = Field(
+        default=0.2, gt=0, description="How often queued decisions are written (one batched transaction).")
     decision_queue_max: int = Field(
         default=50_000, ge=1, description="Decisions held in memory while the store is slow; beyond, new ones are "
                                           "dropped (counted in oirl_decisions_dropped_total), never the request.")

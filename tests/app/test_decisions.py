@@ -143,3 +143,12 @@ def test_feedback_on_explored_decisions_feeds_off_policy_evaluation(client, auth
     assert set(reports["champion"]["estimates"]) == {"ips", "snips", "dm", "dr"}
     bad = client.post("/v1/evaluations", json={"task": TASK, "policy": "best"}, headers=auth)
     assert bad.status_code == 422 and "policy" in bad.text
+
+
+def test_a_graceful_shutdown_writes_every_queued_decision(settings, minilm, training_embedder):
+    slow = settings.model_copy(update={"decision_flush_seconds": 3600.0})  # only the shutdown will write
+    with start_client(slow, minilm, training_embedder) as c:
+        wait_ready(c)
+        ids = [c.post("/v1/select", json={"query": f"What is {n} + 40?"}).json()["decision_id"] for n in range(5)]
+        assert c.app.state.service.decisions.queued == 5
+    assert set(ids) <= set(_decisions(settings))
