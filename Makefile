@@ -15,7 +15,8 @@ ifneq ($(MIRROR),)
 export OIRL_MIRROR_DIR ?= $(MIRROR)
 endif
 
-.PHONY: run test install lint bench bench-agree bench-import bench-quality bench-train bench-embed bench-serve bench-rlhf clean
+.PHONY: run test install lint bench bench-agree bench-import bench-quality bench-train bench-embed bench-serve bench-rlhf \
+	bench-ope bench-loop bench-partial bench-decisions clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,6 +44,18 @@ bench-import: install
 
 bench-quality: install
 	$(BIN)/python benchmarks/quality.py
+
+bench-ope: install
+	$(BIN)/python benchmarks/ope.py
+
+bench-loop: install
+	$(BIN)/python benchmarks/loop.py --exploration softmax
+
+bench-partial: install
+	$(BIN)/python benchmarks/partial_logs.py
+
+bench-decisions: install
+	$(BIN)/python benchmarks/decision_overhead.py --root $(or $(OIRL_MIRROR_DIR),$(HOME)/.local/share/prompt-oirl/benchmark)
 
 bench-train: install
 	$(BIN)/python benchmarks/train_speed.py --dataset mawps

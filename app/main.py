@@ -42,4 +42,5 @@ def create_app(settings: Settings | None = None, *, embedder=None, training_embe
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")  # the console's CSS and JS
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    errors.document(app)
     return app

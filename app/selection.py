@@ -6,7 +6,12 @@ while a batch is being encoded, new requests queue, and the next pass takes all 
 (up to ``max_batch``). At concurrency 1 nobody waits for a timer; under load batches form
 by themselves. ``max_wait_ms`` adds a deliberate wait for when that is worth it.
 
-Caches (both bounded LRU): query text -> embedding (encoder thread only), and
+Isolation: one request's text must never fail another request of the same pass. If the
+batched encoder call fails, each new text is encoded alone and only the requests whose text
+fails get the error.
+
+Caches (LRU, bounded by an estimate of the bytes they hold, not by entries: one ranking of 64
+long candidates is ~1 MB): query and prompt text -> embedding (encoder thread only), and
 (model version, query, candidates, top_k) -> the scores and serialised ranking (event-loop
 thread only), so each is touched by one thread and needs no lock. A new champion changes the
 version in the key, so stale scores are never served after a hot swap.
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import sys
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -42,26 +48,49 @@ class Candidate:
 
 
 class LRU:
-    def __init__(self, size: int):
-        self.size = size
-        self._d: OrderedDict = OrderedDict()
+    """Least recently used first out, bounded by ``max_bytes`` as measured by ``sizeof(key, value)``."""
+
+    def __init__(self, max_bytes: int, sizeof):
+        self.max_bytes, self.sizeof = max_bytes, sizeof
+        self.bytes = 0
+        self._d: OrderedDict = OrderedDict()  # key -> (value, its size)
 
     def get(self, key):
-        value = self._d.get(key)
-        if value is not None:
-            self._d.move_to_end(key)
-        return value
+        found = self._d.get(key)
+        if found is None:
+            return None
+        self._d.move_to_end(key)
+        return found[0]
 
     def put(self, key, value) -> None:
-        if self.size <= 0:
-            return
-        self._d[key] = value
-        self._d.move_to_end(key)
-        while len(self._d) > self.size:
-            self._d.popitem(last=False)
+        size = self.sizeof(key, value)
+        if size > self.max_bytes:
+            return  # would evict everything else and still not fit
+        old = self._d.pop(key, None)
+        if old is not None:
+            self.bytes -= old[1]
+        self._d[key] = (value, size)
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, (_, evicted) = self._d.popitem(last=False)
+            self.bytes -= evicted
 
     def __len__(self) -> int:
         return len(self._d)
+
+
+ENTRY_OVERHEAD = 200  # dict slot, tuple, small objects: an estimate, per entry and per ranking row
+
+
+def embedding_bytes(text: str, vector: np.ndarray) -> int:
+    return sys.getsizeof(text) + vector.nbytes + ENTRY_OVERHEAD
+
+
+def scored_bytes(key: tuple, scored: Scored) -> int:
+    """The key's texts (fresh strings per request), the serialised ranking and the scores."""
+    _, query, candidates, _ = key
+    texts = sys.getsizeof(query) + sum(sys.getsizeof(c.text) for c in candidates)
+    return texts + len(scored.ranking_json) + scored.scores.nbytes + ENTRY_OVERHEAD * (2 + len(candidates))
 
 
 @dataclass(frozen=True)
@@ -95,16 +124,18 @@ class Answer:
 
 class Selector:
     def __init__(self, embedder, metrics=None, max_batch: int = 64, max_wait_ms: float = 0.0,
-                 cache_size: int = 20_000, on_decision: Callable[[dict], object] | None = None):
+                 answer_cache_bytes: int = 64 << 20, embedding_cache_bytes: int = 64 << 20,
+                 on_decision: Callable[[dict], object] | None = None):
         self.embedder = embedder
         self.metrics = metrics
         self.on_decision = on_decision  # the decision log; must not block
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
-        self._query_embs = LRU(cache_size)
-        self._prompt_embs = LRU(4096)
-        self._scored = LRU(cache_size)
+        # Queries are many and mostly new; prompts are few and reused: a quarter keeps them warm.
+        self._query_embs = LRU(embedding_cache_bytes - embedding_cache_bytes // 4, embedding_bytes)
+        self._prompt_embs = LRU(embedding_cache_bytes // 4, embedding_bytes)
+        self._scored = LRU(answer_cache_bytes, scored_bytes)
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
 
@@ -204,30 +235,47 @@ class Selector:
                 else:
                     fut.set_result(res)
 
-    def _embed(self, texts: list[str], cache: LRU) -> dict[str, np.ndarray]:
+    def _embed(self, texts: list[str], cache: LRU) -> tuple[dict[str, np.ndarray], dict[str, Exception]]:
+        """Embeddings of ``texts`` (one pass for the new ones), and the texts that could not be encoded."""
         found = {t: cache.get(t) for t in dict.fromkeys(texts)}
         missing = [t for t, v in found.items() if v is None]
+        failed: dict[str, Exception] = {}
         if missing:
-            vectors = self.embedder.encode(missing)  # (n_missing, d), one pass
+            try:
+                vectors = list(self.embedder.encode(missing))  # (n_missing, d), one pass
+            except Exception:  # some text broke the pass: encode each alone so only its owners fail
+                vectors = []
+                for t in missing:
+                    try:
+                        vectors.append(self.embedder.encode([t])[0])
+                    except Exception as exc:
+                        failed[t] = exc
+                        vectors.append(None)
             for t, v in zip(missing, vectors, strict=True):
-                cache.put(t, v)
-                found[t] = v
+                if v is not None:
+                    cache.put(t, v)
+                    found[t] = v
         if self.metrics is not None and cache is self._query_embs:
             self.metrics.encoder_batch.observe(len(missing))
-        return found
+        return found, failed
 
     def _compute(self, items: list[Item]) -> list[Scored | Exception]:
         """Runs on the encoder thread: embed every new query once, score per (model, candidate set)."""
-        q_vec = self._embed([i.query for i in items], self._query_embs)
+        q_vec, q_failed = self._embed([i.query for i in items], self._query_embs)
         groups: dict[tuple, list[int]] = {}
-        for n, item in enumerate(items):
-            groups.setdefault((item.model.version, item.candidates), []).append(n)
         out: list[Scored | Exception] = [None] * len(items)  # type: ignore[list-item]
+        for n, item in enumerate(items):
+            if item.query in q_failed:
+                out[n] = q_failed[item.query]
+            else:
+                groups.setdefault((item.model.version, item.candidates), []).append(n)
         for members in groups.values():
             try:
                 first = items[members[0]]
                 texts = [c.text for c in first.candidates]
-                p_vec = self._embed(texts, self._prompt_embs)
+                p_vec, p_failed = self._embed(texts, self._prompt_embs)
+                if p_failed:
+                    raise next(iter(p_failed.values()))
                 Q = np.stack([q_vec[items[n].query] for n in members])  # (n_q, d)
                 P = np.stack([p_vec[t] for t in texts])  # (n_c, d)
                 scores = first.model.model.score(Q, P)  # (n_q, n_c)

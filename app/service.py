@@ -6,9 +6,11 @@ Built once per app in the lifespan. Routes reach it through ``deps.ServiceDep``.
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from sqlalchemy import select, text
 
@@ -16,7 +18,9 @@ from app.metrics import Metrics
 from app.selection import Candidate, Selector
 from oirl.jobs import EVALUATION, RETRAIN, EvaluationParams, JobContext, JobRunner, RetrainParams, run_evaluation
 from oirl.jobs import retrain as run_retrain
+from oirl.jobs.retrain import TRAIN_TMP_PREFIX
 from oirl.registry import ChampionWatcher, LoadedModel, ModelRegistry, load_version
+from oirl.registry.artefacts import sweep_staging
 from oirl.select.explore import GREEDY, Exploration
 from oirl.settings import Settings
 from oirl.store import jobs_repo, tasks_repo
@@ -127,13 +131,16 @@ class Service:
                                      retention_days=settings.decision_retention_days)
         self.metrics.add_decision_log(self.decisions)
         self.selector = Selector(self.embedder, self.metrics, max_batch=settings.microbatch_max,
-                                 max_wait_ms=settings.microbatch_wait_ms, cache_size=settings.selection_cache_size,
+                                 max_wait_ms=settings.microbatch_wait_ms,
+                                 answer_cache_bytes=settings.answer_cache_bytes,
+                                 embedding_cache_bytes=settings.embedding_cache_bytes,
                                  on_decision=self.decisions.record if settings.decision_log else None)
         self.watcher = ChampionWatcher(self.registry, settings.champion_poll_seconds, loader=self._load,
                                        on_swap=lambda m: self.metrics.set_model(m.task, m.version, m.info.embedder))
         self.runner = JobRunner(self.factory, {RETRAIN: self._retrain_job, EVALUATION: self._evaluation_job},
                                 heartbeat_seconds=settings.job_heartbeat_seconds,
                                 stale_seconds=settings.job_stale_seconds,
+                                timeout_seconds=settings.job_timeout_seconds,
                                 on_finish=lambda kind, status: self.metrics.jobs_finished.labels(kind, status).inc())
         self.embedder_warm = False
         self.embedder_error: str | None = None
@@ -149,7 +156,21 @@ class Service:
                 self.runner.reap()  # jobs orphaned by a previous crash
             except Exception as exc:
                 log.warning("stale-job reaper could not run at startup: %s", exc)
+            self.sweep_leftovers()
             self.runner.start()
+
+    def sweep_leftovers(self) -> int:
+        """Remove what a crash left on disk: registration staging copies (older than an hour: a live
+        registration takes seconds) and training folders (older than a job may run)."""
+        try:
+            n = sweep_staging(self.settings.resolved_artefact_dir, 3600.0)
+            n += sweep_staging(Path(tempfile.gettempdir()), self.settings.job_timeout_seconds, TRAIN_TMP_PREFIX)
+        except OSError as exc:
+            log.warning("could not sweep leftover directories: %s", exc)
+            return 0
+        if n:
+            log.warning("removed %d directories left by a crashed registration or training job", n)
+        return n
 
     def stop(self) -> None:
         self.watcher.stop()
@@ -179,8 +200,9 @@ class Service:
         return loaded
 
     # ---------------------------------------------------------- readiness
-    def readiness(self) -> list[str]:
-        reasons = []
+    def readiness(self) -> tuple[list[str], list[str]]:
+        """(reasons not to send traffic here, reasons it serves but not as the registry says)."""
+        reasons, degraded = [], []
         try:
             with self.engine.connect() as c:
                 c.execute(text("SELECT 1"))
@@ -189,9 +211,14 @@ class Service:
         if not self.watcher.serving:
             reasons.append(self.watcher.last_error or "no champion model loaded for any task (train and promote "
                                                       "one, or run `oirl serve --bootstrap`)")
+        else:
+            for task, why in sorted(self.watcher.errors.items()):
+                # The champion failed to load: with an older model still serving the task it is
+                # degraded; with none, that task answers 503, so this worker is not ready.
+                (degraded if task in self.watcher.serving else reasons).append(why)
         if not self.embedder_warm:
             reasons.append(self.embedder_error or "embedder warming up")
-        return reasons
+        return reasons, degraded
 
     def _job_counts(self) -> dict[tuple[str, str], int]:
         with self.factory() as s:

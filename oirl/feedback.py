@@ -27,6 +27,7 @@ from oirl.hashing import text_sha256
 from oirl.store.engine import transaction
 from oirl.store.logs import import_observations
 from oirl.store.models import Decision, Prompt, Task
+from oirl.validation import SafeText
 
 Status = Literal["recorded", "already_recorded", "unknown", "expired", "conflict"]
 HTTP_STATUS = {"recorded": 200, "already_recorded": 200, "unknown": 404, "expired": 410, "conflict": 409}
@@ -37,7 +38,8 @@ class Feedback:
     """The judgement of one decision: the body of ``POST /v1/feedback`` and a row of
     ``oirl data feedback FILE``."""
 
-    decision_id: str = Field(min_length=1, max_length=64, description="The `decision_id` of a /v1/select answer.")
+    decision_id: SafeText = Field(min_length=1, max_length=64,
+                                  description="The `decision_id` of a /v1/select answer.")
     reward: float | None = Field(None, ge=0.0, le=1.0, strict=True,
                                  description="The outcome as a number in [0, 1] (or give `correct`).")
     correct: bool | None = Field(None, strict=True, description="true/false: was the LLM's answer right?")

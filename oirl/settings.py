@@ -69,11 +69,21 @@ class Settings(BaseSettings):
     microbatch_wait_ms: float = Field(
         default=0.0, ge=0, description="Extra wait to fill an encoder batch; 0 = take what queued meanwhile."
     )
-    selection_cache_size: int = Field(default=20_000, ge=0, description="LRU entries of selection answers.")
+    answer_cache_bytes: int = Field(
+        default=64 << 20, ge=0, description="Bytes of serialised /v1/select answers kept (LRU; 0: no cache).")
+    embedding_cache_bytes: int = Field(
+        default=64 << 20, ge=0, description="Bytes of query and prompt embeddings kept in memory by serving (LRU; "
+                                            "a quarter for prompts).")
     job_heartbeat_seconds: float = Field(default=5.0, gt=0, description="Running jobs touch their row this often.")
     job_stale_seconds: float = Field(
         default=60.0, gt=0, description="A running job silent this long is failed by the reaper."
     )
+    job_timeout_seconds: float = Field(
+        default=6 * 3600.0, gt=0, description="A job running longer than this is failed as timed out (a hung "
+                                              "handler keeps its heartbeat going, so the reaper alone never would).")
+    worker_healthcheck_seconds: int = Field(
+        default=60, ge=1, description="uvicorn's worker health-check timeout with --workers > 1: a worker busy "
+                                      "loading its model must not be killed as hung (uvicorn's default is 5 s).")
     run_jobs: bool = Field(default=True, description="Run a background job worker thread inside the service.")
     decision_log: bool = Field(
         default=True, description="Record every selection (its decision_id, candidates, propensity) so feedback "

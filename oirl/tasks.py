@@ -10,6 +10,7 @@ from pydantic.dataclasses import dataclass
 from oirl.datasets.userlogs import TASK_PATTERN
 from oirl.select.explore import GREEDY, Exploration
 from oirl.store import tasks_repo
+from oirl.validation import NonEmptyText, SafeText
 
 
 class TaskError(ValueError):
@@ -51,10 +52,10 @@ class TaskSpec:
     """A new task: the request body of ``POST /v1/tasks`` and the arguments of ``oirl tasks create``."""
 
     name: str = Field(pattern=TASK_NAME_PATTERN, description="1-64 characters: a-z, 0-9, '_', '.', '-'.")
-    llm: str | None = Field(None, max_length=128, description="The LLM the task serves (requests for another "
+    llm: SafeText | None = Field(None, max_length=128, description="The LLM the task serves (requests for another "
                                                               "LLM are refused); default: not declared.")
-    description: str = Field("", max_length=2000)
-    prompts: list[str] = Field(default_factory=list, max_length=256,
+    description: SafeText = Field("", max_length=2000)
+    prompts: list[NonEmptyText] = Field(default_factory=list, max_length=256,
                                description="Candidate prompt texts, registered as active.")
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 from app.deps import AdminDep, ServiceDep
 from app.errors import ProblemError
 from app.routes import AUTH, problems
-from app.schemas.common import JobAccepted
+from app.schemas.common import JobAccepted, JobIdPath
 from app.schemas.jobs import EvaluationList, EvaluationOut
 from oirl.jobs import EVALUATION, EvaluationParams
 from oirl.store import jobs_repo
@@ -54,15 +54,15 @@ def list_evaluations(service: ServiceDep, limit: Annotated[int, Query(ge=1, le=2
         return EvaluationList(evaluations=[evaluation_out(j) for j in jobs_repo.list_jobs(s, EVALUATION, limit)])
 
 
-@router.get("/{eval_id}", response_model=EvaluationOut, responses=problems(404),
+@router.get("/{eval_id}", response_model=EvaluationOut, responses=problems(404, 422),
             summary="Status; once succeeded, the metrics table and a link to its plot")
-def get(eval_id: str, service: ServiceDep) -> EvaluationOut:
+def get(eval_id: JobIdPath, service: ServiceDep) -> EvaluationOut:
     return evaluation_out(_job(service, eval_id))
 
 
 @router.get("/{eval_id}/plot.png", response_class=Response, summary="The evaluation's chart (PNG)",
-            responses={200: {"content": {"image/png": {}}}, **problems(404, 409)})
-def plot(eval_id: str, service: ServiceDep) -> Response:
+            responses={200: {"content": {"image/png": {}}}, **problems(404, 409, 422)})
+def plot(eval_id: JobIdPath, service: ServiceDep) -> Response:
     job = _job(service, eval_id)
     if job.status != "succeeded":
         raise ProblemError(409, f"evaluation {eval_id} is {job.status}; the plot exists once it has succeeded")

@@ -19,9 +19,13 @@ def _judge(service: Service, items: list[Feedback]) -> list[FeedbackResult]:
     retention = service.settings.decision_retention_days
     results = record_feedback(service.factory, items, retention)
     unknown = [n for n, r in enumerate(results) if r.status == "unknown"]
-    if unknown and service.decisions.queued:
-        # Feedback can arrive before this worker's log has written the decision: write, then look again.
-        service.decisions.flush()
+    if unknown:
+        # The decision may have been made a moment ago: still queued in this worker's log, or being written
+        # right now. flush() waits for a write in flight and writes what is queued; then look again.
+        # (Checking whether anything is queued first would race with a write that finishes in between.)
+        if not service.decisions.flush():
+            raise ProblemError(503, "the store is not accepting writes right now; the decisions judged here may "
+                                    "not be stored yet: try again shortly", headers={"Retry-After": "2"})
         again = record_feedback(service.factory, [items[n] for n in unknown], retention)
         for n, r in zip(unknown, again, strict=True):
             results[n] = r

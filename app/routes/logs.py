@@ -14,6 +14,7 @@ from oirl.datasets import userlogs
 from oirl.store.engine import transaction
 from oirl.store.logs import import_observations
 from oirl.tasks import TaskError
+from oirl.validation import check_length
 
 router = APIRouter(prefix="/v1/logs", tags=["logs"])
 MAX_LISTED = 50
@@ -23,11 +24,18 @@ MAX_LISTED = 50
              summary="Add observations; re-sending the same rows adds nothing",
              responses=problems(422, *AUTH))
 async def ingest(body: LogsIn, service: ServiceDep) -> LogsImported:
-    limit = service.settings.max_log_rows
-    if not body.rows:
-        raise ProblemError(422, "rows is empty")
-    if len(body.rows) > limit:
-        raise ProblemError(422, f"{len(body.rows)} rows, over the limit of {limit} per request (OIRL_MAX_LOG_ROWS)")
+    settings = service.settings
+    if len(body.rows) > settings.max_log_rows:
+        raise ProblemError(422, f"{len(body.rows)} rows, over the limit of {settings.max_log_rows} per request "
+                                "(OIRL_MAX_LOG_ROWS)")
+    # The same length limits as /v1/select and /v1/prompts: a logged prompt becomes a candidate.
+    too_long = [(n, why) for n, r in enumerate(body.rows)
+                for why in (check_length(r.query, settings.max_query_chars, "query", "MAX_QUERY_CHARS"),
+                            check_length(r.prompt, settings.max_prompt_chars, "prompt", "MAX_PROMPT_CHARS")) if why]
+    if too_long:
+        raise ProblemError(422, f"{len(too_long)} field(s) over a length limit, nothing imported: "
+                                + "; ".join(f"rows.{n}.{why}" for n, why in too_long[:3]),
+                           errors=[{"loc": ["rows", str(n)], "msg": why} for n, why in too_long[:MAX_LISTED]])
     task = body.task
     if task is None and not any(r.task for r in body.rows):
         try:

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from app.deps import ServiceDep
 from app.errors import ProblemError
 from app.routes import problems
+from app.schemas.common import TaskQuery, VersionPath
 from app.schemas.models import ModelList, ModelVersionOut
 from oirl.registry import TaskNotFound, VersionInfo, VersionNotFound
 
@@ -21,8 +22,8 @@ def version_out(v: VersionInfo) -> ModelVersionOut:
 
 
 @router.get("", response_model=ModelList, summary="Model versions (newest first), per-task aliases and gates",
-            responses=problems(404))
-def list_models(service: ServiceDep, task: str | None = None) -> ModelList:
+            responses=problems(404, 422))
+def list_models(service: ServiceDep, task: TaskQuery = None) -> ModelList:
     try:
         versions = service.registry.list(task)
     except TaskNotFound as exc:
@@ -33,8 +34,8 @@ def list_models(service: ServiceDep, task: str | None = None) -> ModelList:
 
 
 @router.get("/{version}", response_model=ModelVersionOut, summary="One model version",
-            responses=problems(404))
-def get_model(version: int, service: ServiceDep) -> ModelVersionOut:
+            responses=problems(404, 422))
+def get_model(version: VersionPath, service: ServiceDep) -> ModelVersionOut:
     try:
         return version_out(service.registry.get(version))
     except VersionNotFound as exc:

@@ -15,6 +15,7 @@ from oirl.store import tasks_repo
 from oirl.store.engine import transaction
 from oirl.store.logs import upsert_prompts
 from oirl.store.models import Prompt, Task, TaskPrompt
+from oirl.validation import check_length
 
 router = APIRouter(prefix="/v1/prompts", tags=["prompts"])
 
@@ -45,10 +46,9 @@ def list_prompts(service: ServiceDep) -> PromptList:
              summary="Register a prompt (idempotent: an existing text answers 200 with its id)",
              responses={200: {"model": PromptOut, "description": "Already registered"}, **problems(404, 422, *AUTH)})
 def add_prompt(body: PromptIn, service: ServiceDep, response: Response) -> PromptOut:
-    if not body.text.strip():
-        raise ProblemError(422, "text is empty")
-    if len(body.text) > service.settings.max_prompt_chars:
-        raise ProblemError(422, f"text is over the limit of {service.settings.max_prompt_chars:,} characters")
+    too_long = check_length(body.text, service.settings.max_prompt_chars, "text", "MAX_PROMPT_CHARS")
+    if too_long:
+        raise ProblemError(422, too_long)
     with transaction(service.factory) as s:
         task = tasks_repo.get_task(s, body.task) if body.task else None
         if body.task and task is None:

@@ -20,18 +20,17 @@ from app.selection import Candidate, Item
 from app.service import Service, TaskView
 from oirl.registry import LoadedModel
 from oirl.tasks import TaskError
+from oirl.validation import check_length
 
 router = APIRouter(prefix="/v1", tags=["selection"])
 JSON = "application/json"
 
 
 def check_query(service: Service, query: str, where: str = "query") -> None:
-    limit = service.settings.max_query_chars
-    if not query.strip():
-        raise ProblemError(422, f"{where} is empty")
-    if len(query) > limit:
-        raise ProblemError(422, f"{where} is {len(query):,} characters, over the limit of {limit:,} "
-                                "(OIRL_MAX_QUERY_CHARS)")
+    # Empty, NUL and surrogate texts were refused by the schema; the length limit is a setting.
+    too_long = check_length(query, service.settings.max_query_chars, where, "MAX_QUERY_CHARS")
+    if too_long:
+        raise ProblemError(422, too_long)
 
 
 def resolve_task(service: Service, name: str | None) -> TaskView:
@@ -51,9 +50,11 @@ def resolve_candidates(service: Service, task: TaskView,
         if not task.active:
             raise ProblemError(422, f"no candidates given and task {task.name!r} has no active prompts "
                                     f"(POST /v1/tasks/{task.name}/prompts)")
-        return task.active[: s.max_candidates]
-    if not candidates:
-        raise ProblemError(422, "candidates is empty; omit it to use the registered prompts")
+        if len(task.active) > s.max_candidates:  # never a silent cut to the first ones
+            raise ProblemError(409, f"task {task.name!r} has {len(task.active)} active prompts, over the limit of "
+                                    f"{s.max_candidates} candidates (OIRL_MAX_CANDIDATES): deactivate some "
+                                    f"(PATCH /v1/tasks/{task.name}/prompts/{{id}}) or pass `candidates`")
+        return task.active
     if len(candidates) > s.max_candidates:
         raise ProblemError(422, f"{len(candidates)} candidates, over the limit of {s.max_candidates} "
                                 "(OIRL_MAX_CANDIDATES)")
@@ -66,10 +67,9 @@ def resolve_candidates(service: Service, task: TaskView,
             else:
                 out.append(found)
         else:
-            if not c.text.strip():
-                raise ProblemError(422, f"candidates.{n}.text is empty")
-            if len(c.text) > s.max_prompt_chars:
-                raise ProblemError(422, f"candidates.{n}.text is over the limit of {s.max_prompt_chars:,} characters")
+            too_long = check_length(c.text, s.max_prompt_chars, f"candidates.{n}.text", "MAX_PROMPT_CHARS")
+            if too_long:
+                raise ProblemError(422, too_long)
             out.append(Candidate(service.catalog.id_of(c.text), c.text))
     if unknown:
         raise ProblemError(422, f"unknown prompt id(s): {', '.join(unknown)} (see GET /v1/prompts)")
@@ -96,7 +96,7 @@ def check_llm(task: TaskView, model: LoadedModel, llm: str | None) -> None:
 
 @router.post("/select", response_model=SelectResponse, summary="Best prompt for one query",
              responses={200: {"headers": {"X-Model-Version": {"schema": {"type": "integer"}}}},
-                        **problems(404, 422, 503)})
+                        **problems(404, 409, 422, 503)})
 async def select(body: SelectRequest, service: ServiceDep) -> Response:
     check_query(service, body.query)
     task = resolve_task(service, body.task)
@@ -110,11 +110,9 @@ async def select(body: SelectRequest, service: ServiceDep) -> Response:
 
 @router.post("/select/batch", response_model=BatchSelectResponse, summary="Best prompt for many queries",
              responses={200: {"headers": {"X-Model-Version": {"schema": {"type": "integer"}}}},
-                        **problems(404, 422, 503)})
+                        **problems(404, 409, 422, 503)})
 async def select_batch(body: BatchSelectRequest, service: ServiceDep) -> Response:
     limit = service.settings.max_batch
-    if not body.queries:
-        raise ProblemError(422, "queries is empty")
     if len(body.queries) > limit:
         raise ProblemError(422, f"{len(body.queries)} queries, over the batch limit of {limit} (OIRL_MAX_BATCH)")
     for n, q in enumerate(body.queries):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import AdminDep, ServiceDep
 from app.errors import ProblemError
 from app.routes import AUTH, problems
+from app.schemas.common import IdPath, NamePath
 from app.schemas.tasks import AliasHistory, TaskList, TaskOut, TaskPromptIn, TaskPromptOut, TaskPromptPatch
 from oirl.registry import TaskNotFound
 from oirl.select.explore import Exploration
@@ -17,6 +18,7 @@ from oirl.store import tasks_repo
 from oirl.store.engine import transaction
 from oirl.store.models import Prompt
 from oirl.tasks import TaskError, TaskExists, TaskSpec, create_task, describe_tasks, set_exploration
+from oirl.validation import check_length
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
@@ -33,17 +35,17 @@ async def list_tasks(service: ServiceDep) -> TaskList:
     return TaskList(tasks=await run_in_threadpool(describe_tasks, service.factory, service.registry))
 
 
-@router.get("/{name}", response_model=TaskOut, responses=problems(404), summary="One task")
-async def get_task(name: str, service: ServiceDep) -> TaskOut:
+@router.get("/{name}", response_model=TaskOut, responses=problems(404, 422), summary="One task")
+async def get_task(name: NamePath, service: ServiceDep) -> TaskOut:
     found = await run_in_threadpool(describe_tasks, service.factory, service.registry, name)
     if not found:
         raise ProblemError(404, f"task {name!r} does not exist (GET /v1/tasks)")
     return TaskOut(**found[0])
 
 
-@router.get("/{name}/history", response_model=AliasHistory, responses=problems(404),
+@router.get("/{name}/history", response_model=AliasHistory, responses=problems(404, 422),
             summary="A task's alias moves, newest first (promotions, forced promotions, rollbacks)")
-def alias_history(name: str, service: ServiceDep, alias: Literal["champion", "challenger"] = "champion",
+def alias_history(name: NamePath, service: ServiceDep, alias: Literal["champion", "challenger"] = "champion",
                   limit: Annotated[int, Query(ge=1, le=500)] = 50) -> AliasHistory:
     try:
         events = service.registry.history(name, alias, limit)
@@ -69,11 +71,12 @@ async def create(body: TaskSpec, service: ServiceDep) -> TaskOut:
              responses={200: {"model": TaskPromptOut, "description": "Already a prompt of the task"},
                         **problems(404, 422, *AUTH)},
              summary="Add a candidate prompt to a task (by id or text; idempotent)")
-def add_prompt(name: str, body: TaskPromptIn, service: ServiceDep, response: Response) -> TaskPromptOut:
+def add_prompt(name: NamePath, body: TaskPromptIn, service: ServiceDep, response: Response) -> TaskPromptOut:
     if (body.id is None) == (body.text is None):
         raise ProblemError(422, "give exactly one of `id` (a registered prompt) or `text`")
-    if body.text is not None and (not body.text.strip() or len(body.text) > service.settings.max_prompt_chars):
-        raise ProblemError(422, f"text is empty or over the limit of {service.settings.max_prompt_chars:,} characters")
+    too_long = body.text and check_length(body.text, service.settings.max_prompt_chars, "text", "MAX_PROMPT_CHARS")
+    if too_long:
+        raise ProblemError(422, too_long)
     with transaction(service.factory) as s:
         added = tasks_repo.add_prompt(s, _task_id(s, name), body.text, body.id, body.name, body.active)
         if added is None:
@@ -87,8 +90,8 @@ def add_prompt(name: str, body: TaskPromptIn, service: ServiceDep, response: Res
 
 
 @router.patch("/{name}/prompts/{prompt_id}", response_model=TaskPromptOut, dependencies=[AdminDep],
-              responses=problems(404, *AUTH), summary="Activate or deactivate one of a task's prompts")
-def patch_prompt(name: str, prompt_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: TaskPromptPatch,
+              responses=problems(404, 422, *AUTH), summary="Activate or deactivate one of a task's prompts")
+def patch_prompt(name: NamePath, prompt_id: IdPath, body: TaskPromptPatch,
                  service: ServiceDep) -> TaskPromptOut:
     with transaction(service.factory) as s:
         task_id = _task_id(s, name)
@@ -102,7 +105,7 @@ def patch_prompt(name: str, prompt_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
 
 @router.put("/{name}/exploration", response_model=Exploration, dependencies=[AdminDep],
             responses=problems(404, 422, *AUTH), summary="Set how a task explores (greedy, epsilon, softmax)")
-def put_exploration(name: str, body: Exploration, service: ServiceDep) -> Exploration:
+def put_exploration(name: NamePath, body: Exploration, service: ServiceDep) -> Exploration:
     try:
         set_exploration(service.factory, name, body)
     except TaskError as exc:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, Field
+
+from oirl.validation import DB_INT_MAX, UTCDateTime, check_text
 
 
 class Problem(BaseModel):
@@ -30,13 +32,23 @@ class JobOut(BaseModel):
     params: dict[str, Any]
     result: dict[str, Any] | None = None
     error: str | None = Field(None, description="Why the job failed (present only when status is failed).")
-    created_at: datetime
-    started_at: datetime | None = None
-    heartbeat_at: datetime | None = None
-    finished_at: datetime | None = None
+    created_at: UTCDateTime
+    started_at: UTCDateTime | None = None
+    heartbeat_at: UTCDateTime | None = None
+    finished_at: UTCDateTime | None = None
 
 
 class JobAccepted(BaseModel):
     id: str = Field(description="Job id; poll the `status_url` until status is succeeded or failed.")
     status: JobStatus
     status_url: str
+
+
+# Path and query parameters, checked at the edge like body fields (oirl.validation): an id past the
+# store's INTEGER range or a name with a NUL is a 422, never a database error.
+VersionPath = Annotated[int, Path(ge=1, le=DB_INT_MAX, description="Model version number.")]
+IdPath = Annotated[int, Path(ge=1, le=DB_INT_MAX)]
+NamePath = Annotated[str, Path(min_length=1, max_length=64), AfterValidator(check_text)]
+JobIdPath = Annotated[str, Path(min_length=1, max_length=64), AfterValidator(check_text)]
+TaskQuery = Annotated[str | None, Query(min_length=1, max_length=64, description="Only this task."),
+                      AfterValidator(lambda v: v if v is None else check_text(v))]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
+
+from oirl.validation import UTCDateTime
 
 
 class LatencyMs(BaseModel):
@@ -13,7 +13,7 @@ class LatencyMs(BaseModel):
 
 
 class JudgedPoint(BaseModel):
-    at: datetime = Field(description="Start of the time bucket.")
+    at: UTCDateTime = Field(description="Start of the time bucket.")
     n: int = Field(description="Decisions judged (feedback received) in the bucket.")
     accuracy: float = Field(description="Mean reward of those decisions.")
 

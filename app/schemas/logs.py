@@ -4,32 +4,39 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from oirl.validation import FiniteFloat, SafeText, StrictInt
+
 
 class LogRowIn(BaseModel):
     """One observation: a query answered by an LLM with a prompt, and its outcome (the columns of
     ``oirl data import``)."""
 
     model_config = ConfigDict(extra="forbid")
-    query: str
-    prompt: str
-    correct: bool | int | str | None = Field(None, description="true/false, 1/0, or the strings true/false/1/0.")
-    reward: float | None = Field(None, description="The outcome as a number in [0, 1] (instead of `correct`).")
-    task: str | None = Field(None, description="Default: the request's `task`.")
-    llm: str | None = Field(None, description="Default: unknown.")
-    split: str | None = Field(None, description="train or test (default train).")
-    propensity: float | None = Field(None, description="P(the logging policy chose this prompt | query), in (0, 1].")
-    decision_id: str | None = Field(None, description="The service decision this judges; the observation's key.")
-    observation_id: str | None = Field(None, description="Your id for this event; re-sending it adds nothing.")
-    logged_at: str | None = Field(None, description="When it happened (ISO 8601); part of the key.")
+    # Empty texts are refused by the import's own row checks (``oirl.datasets.userlogs``), which list
+    # every bad row at once; the schema states the rule.
+    query: SafeText = Field(json_schema_extra={"minLength": 1}, description="1 to OIRL_MAX_QUERY_CHARS characters.")
+    prompt: SafeText = Field(json_schema_extra={"minLength": 1},
+                             description="1 to OIRL_MAX_PROMPT_CHARS characters.")
+    correct: bool | StrictInt | SafeText | None = Field(
+        None, description="true/false, 1/0, or the strings true/false/1/0.")
+    reward: FiniteFloat | None = Field(None, description="The outcome as a number in [0, 1] (instead of `correct`).")
+    task: SafeText | None = Field(None, description="Default: the request's `task`.")
+    llm: SafeText | None = Field(None, description="Default: unknown.")
+    split: SafeText | None = Field(None, description="train or test (default train).")
+    propensity: FiniteFloat | None = Field(
+        None, description="P(the logging policy chose this prompt | query), in (0, 1].")
+    decision_id: SafeText | None = Field(None, description="The service decision this judges; the observation's key.")
+    observation_id: SafeText | None = Field(None, description="Your id for this event; re-sending it adds nothing.")
+    logged_at: SafeText | None = Field(None, description="When it happened (ISO 8601); part of the key.")
 
 
 class LogsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    task: str | None = Field(None, description="Task of rows that name none (default: OIRL_DEFAULT_TASK, or "
-                                                "the only task); created if new.")
-    rows: list[LogRowIn] = Field(description="1 to OIRL_MAX_LOG_ROWS (default 10,000) observations. Repeated tries "
-                                             "of a query and prompt are separate observations; re-sending the "
-                                             "same rows adds nothing.")
+    task: SafeText | None = Field(None, description="Task of rows that name none (default: OIRL_DEFAULT_TASK, or "
+                                                     "the only task); created if new.")
+    rows: list[LogRowIn] = Field(min_length=1, description="1 to OIRL_MAX_LOG_ROWS (default 10,000) observations. "
+                                                           "Repeated tries of a query and prompt are separate "
+                                                           "observations; re-sending the same rows adds nothing.")
 
 
 class LogsImported(BaseModel):

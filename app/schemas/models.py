@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from oirl.validation import SafeText, UTCDateTime
 
 
 class ModelVersionOut(BaseModel):
     version: int
     task: str | None = Field(description="The task it was trained for (null: made before tasks existed).")
-    created_at: datetime
+    created_at: UTCDateTime
     aliases: list[str]
     backend: str
     params: dict[str, Any]
@@ -34,13 +35,13 @@ class ModelList(BaseModel):
 class PromoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     force: bool = Field(False, description="Skip the gate (not worse than the champion on the same held-out split).")
-    reason: str = Field("", max_length=200)
+    reason: SafeText = Field("", max_length=200)
 
 
 class RollbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    task: str | None = Field(None, description="Whose champion to roll back (default: the default task).")
-    reason: str = Field("", max_length=200)
+    task: SafeText | None = Field(None, description="Whose champion to roll back (default: the default task).")
+    reason: SafeText = Field("", max_length=200)
 
 
 class AliasMoveOut(BaseModel):

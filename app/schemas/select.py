@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from oirl.validation import DbInt, NonEmptyText, SafeText, StrictInt
+
 TASK_DOC = ("The task (GET /v1/tasks); default: OIRL_DEFAULT_TASK, or the only task. Its champion model "
             "scores, and its active prompts are the default candidates.")
 QUERY_DOC = "The task text the LLM will answer (1 to OIRL_MAX_QUERY_CHARS characters, default 8,000)."
@@ -13,8 +15,9 @@ class CandidateIn(BaseModel):
     """A candidate prompt: a registered prompt by ``id``, or any prompt ``text`` (seen or unseen)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"id": 2}, {"text": "Think first: "}]})
-    id: int | None = Field(None, description="Id of a registered prompt (GET /v1/prompts).")
-    text: str | None = Field(None, description="Raw prompt text; need not be registered.")
+    id: DbInt | None = Field(None, description="Id of a registered prompt (GET /v1/prompts).")
+    text: NonEmptyText | None = Field(None, description="Raw prompt text; need not be registered "
+                                                        "(1 to OIRL_MAX_PROMPT_CHARS characters).")
 
     @model_validator(mode="after")
     def exactly_one(self) -> CandidateIn:
@@ -30,21 +33,22 @@ CANDIDATES_DOC = ("Prompts to choose from (at most OIRL_MAX_CANDIDATES, default 
 class SelectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"query": "Tom has 3 apples and buys 5 more. How many apples does he have?", "top_k": 3}]})
-    task: str | None = Field(None, description=TASK_DOC)
-    query: str = Field(description=QUERY_DOC)
-    candidates: list[CandidateIn] | None = Field(None, description=CANDIDATES_DOC)
-    llm: str | None = Field(None, description="The LLM the prompt is for; refused if the model was trained "
-                                              "on another LLM's logs only.")
-    top_k: int | None = Field(None, ge=1, description="Length of `ranking` (default: every candidate).")
+    task: SafeText | None = Field(None, description=TASK_DOC)
+    query: NonEmptyText = Field(description=QUERY_DOC)
+    candidates: list[CandidateIn] | None = Field(None, min_length=1, description=CANDIDATES_DOC)
+    llm: SafeText | None = Field(None, description="The LLM the prompt is for; refused if the model was trained "
+                                                   "on another LLM's logs only.")
+    top_k: StrictInt | None = Field(None, ge=1, description="Length of `ranking` (default: every candidate).")
 
 
 class BatchSelectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    task: str | None = Field(None, description=TASK_DOC)
-    queries: list[str] = Field(description="1 to OIRL_MAX_BATCH (default 256) queries, embedded in one pass.")
-    candidates: list[CandidateIn] | None = Field(None, description=CANDIDATES_DOC)
-    llm: str | None = None
-    top_k: int | None = Field(None, ge=1)
+    task: SafeText | None = Field(None, description=TASK_DOC)
+    queries: list[NonEmptyText] = Field(min_length=1, description="1 to OIRL_MAX_BATCH (default 256) queries, "
+                                                                  "embedded in one pass.")
+    candidates: list[CandidateIn] | None = Field(None, min_length=1, description=CANDIDATES_DOC)
+    llm: SafeText | None = None
+    top_k: StrictInt | None = Field(None, ge=1)
 
 
 class PromptRef(BaseModel):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from oirl.select.explore import Exploration
+from oirl.validation import DbInt, NonEmptyText, SafeText, UTCDateTime
 
 
 class TaskPromptOut(BaseModel):
@@ -19,7 +19,7 @@ class TaskPromptOut(BaseModel):
 
 class AliasOut(BaseModel):
     version: int
-    created_at: datetime
+    created_at: UTCDateTime
     gate: dict[str, Any] = Field(description="The promotion gate: metric, held-out queries, challenger and "
                                              "champion values, 95% interval of the difference, verdict.")
     data_scope: dict[str, Any]
@@ -29,7 +29,7 @@ class TaskOut(BaseModel):
     name: str
     llm: str | None = Field(description="The LLM the task serves; null: not declared.")
     description: str
-    created_at: datetime
+    created_at: UTCDateTime
     n_observations: int
     exploration: Exploration = Field(description="How selections explore (PUT /v1/tasks/{name}/exploration).")
     prompts: list[TaskPromptOut]
@@ -43,9 +43,10 @@ class TaskList(BaseModel):
 
 class TaskPromptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: int | None = Field(None, description="A registered prompt (GET /v1/prompts) to add to the task.")
-    text: str | None = Field(None, description="A prompt text, registered if new.")
-    name: str | None = Field(None, max_length=128)
+    id: DbInt | None = Field(None, description="A registered prompt (GET /v1/prompts) to add to the task.")
+    text: NonEmptyText | None = Field(None, description="A prompt text, registered if new "
+                                                         "(1 to OIRL_MAX_PROMPT_CHARS characters).")
+    name: SafeText | None = Field(None, max_length=128)
     active: bool = True
 
 
@@ -58,7 +59,7 @@ class AliasEvent(BaseModel):
     version: int = Field(description="Where the alias pointed after the move.")
     previous: int | None = Field(description="Where it pointed before.")
     reason: str = Field(description="promoted / forced / rollback, with the admin's reason if given.")
-    at: datetime
+    at: UTCDateTime
 
 
 class AliasHistory(BaseModel):

@@ -48,4 +48,7 @@ def serve(
         typer.echo("note: OIRL_ADMIN_TOKEN is not set, so write and admin routes answer 403")
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     typer.echo(f"serving on http://{shown}:{port}/  (API docs /docs, readiness /readyz, metrics /metrics)")
-    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    # Each worker imports torch and loads the encoder on a thread at startup; those imports hold the
+    # GIL for seconds at a time, so the thread that answers uvicorn's health ping can miss its 5 s.
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers, log_level="info",
+                timeout_worker_healthcheck=settings.worker_healthcheck_seconds)

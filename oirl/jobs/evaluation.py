@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -21,28 +21,29 @@ from oirl.evaluate.offpolicy import POLICY_PATTERN, POLICY_RULE
 from oirl.jobs.data import store_logs
 from oirl.jobs.retrain import Backend, Features
 from oirl.jobs.runner import JobError
+from oirl.validation import JsonObject, SafeText, StrictInt
 
 
 @dataclass(config=ConfigDict(extra="forbid"))
 class EvaluationParams:
     """What to evaluate: the request body of ``POST /v1/evaluations`` and the options of ``oirl evaluate``."""
 
-    task: str | None = Field(None, description="Task whose logs to evaluate on (default: the default task).")
-    llm: str | None = Field(None, description="Only this LLM's observations (default: every LLM).")
+    task: SafeText | None = Field(None, description="Task whose logs to evaluate on (default: the default task).")
+    llm: SafeText | None = Field(None, description="Only this LLM's observations (default: every LLM).")
     protocol: Literal["grouped", "paper"] = Field(
         "grouped", description="grouped: split by question text, no test question seen in training; paper: the "
                                "logs' own train/test split (the benchmark's published one).")
-    k: int | None = Field(None, ge=1, le=6, description="Benchmark tasks: train on the first K of prompts 0-5 "
+    k: StrictInt | None = Field(None, ge=1, le=6, description="Benchmark tasks: train on the first K of prompts 0-5 "
                                                         "(default 6). Other tasks use every logged prompt.")
-    prompts: list[int] | None = Field(None, description="Benchmark tasks: explicit training prompt indices.")
+    prompts: list[StrictInt] | None = Field(None, description="Benchmark tasks: explicit training prompt indices.")
     all_subsets: bool = Field(False, description="Benchmark tasks: average over every K-subset of prompts 0-5.")
     held_out: bool = Field(False, description="Benchmark tasks: also offer the 10 held-out prompts at test time.")
     backend: Backend = "lightgbm"
-    params: dict[str, Any] | None = Field(None, description="Backend parameters overriding its defaults.")
+    params: JsonObject | None = Field(None, description="Backend parameters overriding its defaults.")
     features: Features = Field("concat+knn", description="Pair features; the measured default is concat+knn.")
-    seed: int = 0
-    n_boot: int = Field(2000, ge=100, le=20000, description="Bootstrap resamples for the intervals.")
-    max_queries: int | None = Field(None, ge=10, description="Evaluate on a seeded subsample of queries.")
+    seed: StrictInt = 0
+    n_boot: StrictInt = Field(2000, ge=100, le=20000, description="Bootstrap resamples for the intervals.")
+    max_queries: StrictInt | None = Field(None, ge=10, description="Evaluate on a seeded subsample of queries.")
     test_fraction: float | None = Field(None, gt=0, lt=1, description="grouped protocol: share of questions "
                                                                       "tested (default: the paper split's share).")
     policy: str | None = Field(None, pattern=POLICY_PATTERN, description=(

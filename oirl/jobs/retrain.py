@@ -20,7 +20,7 @@ import hashlib
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,9 @@ from oirl.jobs.runner import JobError, json_safe
 from oirl.registry import ModelRegistry
 from oirl.registry.live import LoadedModel
 from oirl.store.registry_repo import CHALLENGER
+from oirl.validation import JsonObject, SafeText, StrictInt
 
+TRAIN_TMP_PREFIX = "oirl-train-"  # a crash leaves these in the temp dir; services sweep old ones at start
 Backend = Literal["lightgbm", "xgboost", "mlp"]
 Features = Literal["concat+knn", "concat", "concat+product"]
 
@@ -41,15 +43,16 @@ Features = Literal["concat+knn", "concat", "concat+product"]
 class RetrainParams:
     """What to train: the request body of ``POST /admin/retrain`` and the options of ``oirl train``."""
 
-    task: str | None = Field(None, description="Task whose logs to train on (default: the default task).")
-    llm: str | None = Field(None, description="Only this LLM's observations (default: every LLM of the task).")
+    task: SafeText | None = Field(None, description="Task whose logs to train on (default: the default task).")
+    llm: SafeText | None = Field(None, description="Only this LLM's observations (default: every LLM of the task).")
     backend: Backend = Field("lightgbm", description="Reward-model backend.")
-    params: dict[str, Any] | None = Field(None, description="Backend parameters overriding its defaults.")
+    params: JsonObject | None = Field(None, description="Backend parameters overriding its defaults.")
     features: Features = Field("concat+knn", description="Pair features; the measured default is concat+knn.")
     holdout_fraction: float = Field(0.2, gt=0, lt=1, description="Share of questions held out to judge the "
                                                                   "challenger against the champion.")
-    max_queries: int | None = Field(None, ge=10, description="Train on a seeded subsample of this many questions.")
-    seed: int = Field(0, description="Seeds the subsample, the validation split and the backend.")
+    max_queries: StrictInt | None = Field(None, ge=10,
+                                          description="Train on a seeded subsample of this many questions.")
+    seed: StrictInt = Field(0, description="Seeds the subsample, the validation split and the backend.")
     propensity_clip: float | None = Field(None, gt=0, le=1, description="Weight each observation by 1/max(propensity, "
                                           "clip) to undo the logging policy's preferences (unset: unweighted).")
 
@@ -168,7 +171,7 @@ def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, c
     metrics = json_safe({"gate": gate, "validation": policy.validation,
                          "validation_log_loss": trained.model.validation_log_loss_})
     bundle = ModelBundle(trained.model, policy, task, candidates or trained.table.prompts, data_scope, metrics)
-    with tempfile.TemporaryDirectory(prefix="oirl-train-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=TRAIN_TMP_PREFIX) as tmp:
         out = save_bundle(bundle, Path(tmp) / "model")
         info = registry.register(out, job_id=job_id, alias=alias)
     progress(1.0)

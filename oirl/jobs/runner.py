@@ -5,7 +5,10 @@ conditional UPDATE (only one claim can succeed, see ``store.jobs_repo``), runs t
 handler for its kind, and records ``succeeded`` with a result or ``failed`` with the
 error text. While a handler runs, a heartbeat thread touches the row every few seconds;
 every loop (and every process start) fails jobs whose heartbeat went silent, so a crash
-never leaves a job ``running`` forever. Handlers publish their output atomically at the
+never leaves a job ``running`` forever. A handler that hangs while the heartbeat goes on is
+failed after ``timeout_seconds``: it runs on its own thread, which is abandoned (a Python
+thread cannot be killed) and learns at its next ``progress()`` that the job is no longer
+its own, before it could publish anything. Handlers publish their output atomically at the
 very end (a registry version, a report file), so a job that dies midway leaves nothing
 half-written in use.
 """
@@ -18,7 +21,6 @@ import os
 import socket
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -26,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from oirl.redact import public_error
 from oirl.store import jobs_repo as repo
 from oirl.store.engine import transaction
 
@@ -79,13 +82,15 @@ def default_worker_id() -> str:
 class JobRunner:
     def __init__(self, factory: sessionmaker[Session], handlers: dict[str, Handler], *,
                  worker_id: str | None = None, heartbeat_seconds: float = 5.0, stale_seconds: float = 60.0,
-                 poll_seconds: float = 1.0, on_finish: Callable[[str, str], None] | None = None):
+                 poll_seconds: float = 1.0, timeout_seconds: float | None = None,
+                 on_finish: Callable[[str, str], None] | None = None):
         self.factory = factory
         self.handlers = handlers
         self.worker_id = worker_id or default_worker_id()
         self.heartbeat_seconds = heartbeat_seconds
         self.stale_after = timedelta(seconds=stale_seconds)
         self.poll_seconds = poll_seconds
+        self.timeout_seconds = timeout_seconds
         self.on_finish = on_finish  # (kind, status): metrics hook
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -130,24 +135,38 @@ class JobRunner:
                 except Exception:  # lost or store hiccup: the handler learns on its next progress()
                     return
 
+        outcome: dict[str, Any] = {}
+
+        def run_handler() -> None:
+            try:
+                outcome["result"] = json_safe(self.handlers[kind](ctx))
+            except JobLost as exc:
+                outcome["lost"] = exc
+            except JobError as exc:
+                outcome["error"] = str(exc)
+            except Exception as exc:
+                # The traceback goes to the service log; the job row (read by clients) gets the words only.
+                log.exception("job %s (%s) failed", job_id, kind)
+                outcome["error"] = public_error(exc)
+
         beater = threading.Thread(target=beat_loop, name=f"job-heartbeat-{job_id[:8]}", daemon=True)
+        worker = threading.Thread(target=run_handler, name=f"job-{job_id[:8]}", daemon=True)
         beater.start()
         self.busy = True
-        result, error = None, None
         try:
-            result = json_safe(self.handlers[kind](ctx))
-        except JobLost as exc:
-            log.warning("%s", exc)
-            return
-        except JobError as exc:
-            error = str(exc)
-        except Exception as exc:
-            log.exception("job %s (%s) failed", job_id, kind)
-            error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
+            worker.start()
+            worker.join(self.timeout_seconds)
+            if worker.is_alive():
+                outcome = {"error": f"timed out after {self.timeout_seconds:g} s (OIRL_JOB_TIMEOUT_SECONDS)"}
+                log.error("job %s (%s) %s; abandoning its thread", job_id, kind, outcome["error"])
         finally:
             stop_beating.set()
             beater.join(timeout=self.heartbeat_seconds + 1)
             self.busy = False
+        if "lost" in outcome:
+            log.warning("%s", outcome["lost"])
+            return
+        result, error = outcome.get("result"), outcome.get("error")
         with transaction(self.factory) as s:
             recorded = repo.finish(s, job_id, self.worker_id, result=result, error=error)
         if recorded and self.on_finish:

@@ -81,18 +81,25 @@ def discard(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def sweep_staging(root: Path, older_than_seconds: float = 3600.0) -> int:
-    """Remove staging directories left by a crashed registration; return how many.
+def sweep_staging(root: Path, older_than_seconds: float = 3600.0, prefix: str = ".staging-") -> int:
+    """Remove directories named ``prefix*`` under ``root`` left by a crash (a registration's staging
+    copy, a training job's temporary folder); return how many.
 
-    Only old ones: another worker may be registering a version right now.
+    Only old ones: another worker may be registering a version (or training) right now.
     """
     import time
 
+    root = Path(root)
     if not root.is_dir():
         return 0
     cutoff = time.time() - older_than_seconds
-    stale = [p for p in root.iterdir()
-             if p.is_dir() and p.name.startswith(".staging-") and p.stat().st_mtime < cutoff]
+    stale = []
+    for p in root.iterdir():
+        try:
+            if p.name.startswith(prefix) and p.is_dir() and p.stat().st_mtime < cutoff:
+                stale.append(p)
+        except OSError:  # vanished meanwhile (its owner finished)
+            continue
     for p in stale:
         discard(p)
     return len(stale)

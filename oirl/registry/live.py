@@ -96,6 +96,8 @@ class ChampionWatcher:
     def _refresh_task(self, task: str, target: int) -> bool:
         current = self._current.get(task)
         if current is not None and current.version == target:
+            self.errors.pop(task, None)  # the alias came back to what we serve (e.g. a later rollback)
+            self._failed.pop(task, None)
             return False
         failed = self._failed.get(task)
         if failed and failed[0] == target and time.monotonic() - failed[1] < self.retry_failed_seconds:

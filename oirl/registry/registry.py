@@ -208,17 +208,27 @@ class ModelRegistry:
         return AliasMove(info.task, repo.CHAMPION, version, previous)
 
     def rollback(self, task: str, reason: str = "") -> AliasMove:
-        """Return the task's champion to the version before its last promotion."""
+        """Return the task's champion to the version before its last promotion.
+
+        The target is verified first, like a promotion: a rollback never points the champion at
+        a directory that would not load (``ArtefactChecksumError``; nothing moves)."""
+        with self.factory() as s:
+            current, target = self._rollback_target(s, task)
+        self.verify(target)  # hashing is file I/O: not inside the write transaction
         with transaction(self.factory) as s:
-            task_id = self._task_id(s, task)
-            current = repo.alias_version_id(s, task_id, repo.CHAMPION)
-            stack = champion_stack(repo.alias_history(s, task_id, repo.CHAMPION, limit=10_000))
-            if current is None or len(stack) < 2:
-                raise PromotionRefused(f"task {task!r} has no previous champion to roll back to")
-            target = stack[-2]
-            repo.move_alias(s, task_id, repo.CHAMPION, target,
+            if self._rollback_target(s, task) != (current, target):
+                raise PromotionRefused(f"task {task!r}: the champion moved during the rollback; try again")
+            repo.move_alias(s, self._task_id(s, task), repo.CHAMPION, target,
                             reason=f"{ROLLBACK_PREFIX} from v{current}: {reason}".strip(": "))
         return AliasMove(task, repo.CHAMPION, target, current)
+
+    def _rollback_target(self, s: Session, task: str) -> tuple[int, int]:
+        task_id = self._task_id(s, task)
+        current = repo.alias_version_id(s, task_id, repo.CHAMPION)
+        stack = champion_stack(repo.alias_history(s, task_id, repo.CHAMPION, limit=10_000))
+        if current is None or len(stack) < 2:
+            raise PromotionRefused(f"task {task!r} has no previous champion to roll back to")
+        return current, stack[-2]
 
 
 def check_gate(metrics: dict, version: int, champion: int) -> None:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 
 from oirl.store.engine import transaction
-from oirl.store.logs import _insert_ignoring_duplicates
+from oirl.store.logs import insert_ignoring_duplicates
 from oirl.store.models import Decision, Task
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class DecisionLog:
                 self._task_ids.update(s.execute(select(Task.name, Task.id).where(Task.name.in_(names))).all())
             rows = [{k: v for k, v in d.items() if k != "task"} | {"task_id": self._task_ids[d["task"]]}
                     for d in decisions if d["task"] in self._task_ids]  # a task deleted meanwhile: nothing to log
-            _insert_ignoring_duplicates(s, Decision.__table__, rows, ["id"])
+            insert_ignoring_duplicates(s, Decision.__table__, rows, ["id"])
 
     def prune(self, now: datetime | None = None) -> int:
         """Delete decisions older than the retention; returns how many."""

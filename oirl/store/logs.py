@@ -60,7 +60,7 @@ def _chunks(rows: list[dict], size: int = CHUNK) -> Iterator[list[dict]]:
         yield rows[i : i + size]
 
 
-def _insert_ignoring_duplicates(session: Session, table: Table, rows: list[dict], keys: list[str]) -> None:
+def insert_ignoring_duplicates(session: Session, table: Table, rows: list[dict], keys: list[str]) -> None:
     """Insert, skipping rows whose ``keys`` exist."""
     if not rows:
         return
@@ -77,7 +77,7 @@ def _insert_ignoring_duplicates(session: Session, table: Table, rows: list[dict]
 def ensure_tasks(session: Session, names: Iterable[str], llm: str | None = None) -> dict[str, int]:
     """Create the tasks that do not exist yet (with ``llm`` as the LLM they serve); return name -> id."""
     names = list(dict.fromkeys(names))
-    _insert_ignoring_duplicates(session, Task.__table__, [
+    insert_ignoring_duplicates(session, Task.__table__, [
         {"name": n, "llm": llm, "description": "", "settings": {}} for n in names], ["name"])
     return dict(session.execute(select(Task.name, Task.id).where(Task.name.in_(names))).all())
 
@@ -88,7 +88,7 @@ def upsert_prompts(session: Session, texts: Iterable[str], names: dict[str, str]
     unique = list(dict.fromkeys(texts))
     by_hash = {text_sha256(t): t for t in unique}
     rows = [{"text": t, "text_sha256": h, "name": names.get(t)} for h, t in by_hash.items()]
-    _insert_ignoring_duplicates(session, Prompt.__table__, rows, ["text_sha256"])
+    insert_ignoring_duplicates(session, Prompt.__table__, rows, ["text_sha256"])
     ids = {}
     hashes = list(by_hash)
     for i in range(0, len(hashes), CHUNK):
@@ -101,7 +101,7 @@ def upsert_prompts(session: Session, texts: Iterable[str], names: dict[str, str]
 def link_prompts(session: Session, task_id: int, prompt_ids: Iterable[int], active: bool = True) -> None:
     """Make prompts candidates of a task; a prompt already linked keeps its active flag."""
     rows = [{"task_id": task_id, "prompt_id": p, "active": active} for p in dict.fromkeys(prompt_ids)]
-    _insert_ignoring_duplicates(session, TaskPrompt.__table__, rows, ["task_id", "prompt_id"])
+    insert_ignoring_duplicates(session, TaskPrompt.__table__, rows, ["task_id", "prompt_id"])
 
 
 # ------------------------------------------------------------------------------------- import
@@ -112,7 +112,7 @@ def upsert_queries(session: Session, frame: pd.DataFrame, task_ids: dict[str, in
         {"task_id": task_ids[t], "external_key": k, "text": q, "text_sha256": text_sha256(q)}
         for t, k, q in uniq.itertuples(index=False)
     ]
-    _insert_ignoring_duplicates(session, Query.__table__, rows, ["task_id", "external_key"])
+    insert_ignoring_duplicates(session, Query.__table__, rows, ["task_id", "external_key"])
     ids: dict[tuple[str, str], int] = {}
     for task, group in uniq.groupby("task"):
         keys = group["external_key"].tolist()
@@ -178,7 +178,7 @@ def import_observations(session: Session, frame: pd.DataFrame, source: str,
         })
     # Counted, not taken from rowcount: drivers disagree on rowcount for executemany.
     before = session.execute(select(func.count()).select_from(Observation)).scalar_one()
-    _insert_ignoring_duplicates(session, Observation.__table__, rows, ["observation_key"])
+    insert_ignoring_duplicates(session, Observation.__table__, rows, ["observation_key"])
     after = session.execute(select(func.count()).select_from(Observation)).scalar_one()
     return ImportResult(rows=len(frame), inserted=after - before)
 

@@ -6,6 +6,7 @@ They live outside conftest.py because several conftest modules share that name, 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,79 @@ def _wait_job(client: TestClient, url: str, headers: dict, timeout: float = 120.
             return body
         time.sleep(0.2)
     raise AssertionError(f"job at {url} did not finish in {timeout}s: {body}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http_ready(base: str, timeout: float, alive=lambda: True) -> None:
+    """Until GET /readyz answers 200; fail if the server died or the time is up."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if not alive() or time.monotonic() > deadline:
+            raise AssertionError(f"server at {base} not ready (alive: {alive()})")
+        time.sleep(0.1)
+
+
+@contextmanager
+def live_server(settings: Settings, minilm, training_embedder, timeout: float = 60.0, prepare=None):
+    """A real uvicorn on 127.0.0.1 (in this process, on a thread) serving the app; yields its base URL
+    once /readyz answers 200. ``prepare(app)`` may add test routes first."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    app = create_app(settings, embedder=minilm, training_embedder=training_embedder)
+    if prepare is not None:
+        prepare(app)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ready(base, timeout, alive=thread.is_alive)
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextmanager
+def server_process(settings: Settings, timeout: float = 120.0, **env: str):
+    """``uvicorn app.main:create_app --factory`` in its own process, configured through ``OIRL_*``
+    like a deployment (the real bundled MiniLM, no test embedder); yields (base URL, pid)."""
+    import os
+    import subprocess
+    import sys
+
+    port = free_port()
+    config = {"OIRL_HOME": str(settings.home), "OIRL_DATABASE_URL": settings.resolved_database_url,
+              "OIRL_ADMIN_TOKEN": TOKEN, "OIRL_RUN_JOBS": "false", "HF_HUB_OFFLINE": "1",
+              "OMP_WAIT_POLICY": "PASSIVE", **env}
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host",
+                             "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                            env={**os.environ, **config}, cwd=Path(__file__).resolve().parents[2])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ready(base, timeout, alive=lambda: proc.poll() is None)
+        yield base, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

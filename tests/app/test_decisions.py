@@ -152,3 +152,28 @@ def test_a_graceful_shutdown_writes_every_queued_decision(settings, minilm, trai
         ids = [c.post("/v1/select", json={"query": f"What is {n} + 40?"}).json()["decision_id"] for n in range(5)]
         assert c.app.state.service.decisions.queued == 5
     assert set(ids) <= set(_decisions(settings))
+
+
+def test_feedback_finds_a_decision_written_while_it_was_looking(settings, minilm, training_embedder, auth,
+                                                                monkeypatch):
+    """The race the loop benchmark hit: the first lookup runs before the decision log's write commits, and the
+    write finishes before the route checks the queue. The route must look again, not answer unknown."""
+    import app.routes.feedback as route
+
+    real, calls = route.record_feedback, []
+    slow = settings.model_copy(update={"decision_flush_seconds": 3600.0})  # the background writer stays out
+    with start_client(slow, minilm, training_embedder) as c:
+        wait_ready(c)
+        service = c.app.state.service
+
+        def lookup_then_writer_commits(*args, **kwargs):
+            results = real(*args, **kwargs)
+            calls.append([r.status for r in results])
+            if len(calls) == 1:
+                service.decisions.flush()  # the writer thread finishing in between
+            return results
+
+        monkeypatch.setattr(route, "record_feedback", lookup_then_writer_commits)
+        did = c.post("/v1/select", json={"query": "What is 31 + 11?"}).json()["decision_id"]
+        r = c.post("/v1/feedback", json={"decision_id": did, "correct": True}, headers=auth)
+    assert calls[0] == ["unknown"] and r.status_code == 200 and r.json()["status"] == "recorded", (calls, r.text)

@@ -57,3 +57,29 @@ def test_jobs_are_claimed_once_across_workers_on_postgres(pg_settings):
         t.join()
     engine.dispose()
     assert sorted(ran) == sorted(ids)
+
+
+def test_postgres_only_failures_of_issue_9_are_422s(pg_settings, minilm, training_embedder, auth):
+    """NUL in stored text and NaN / Infinity / 1e999 in job params made PostgreSQL raise (500)."""
+    import json
+
+    def post(c, url, raw: bytes):
+        return c.post(url, content=raw, headers={"Content-Type": "application/json", **auth})
+
+    with start_client(pg_settings, minilm, training_embedder) as c:
+        wait_ready(c)
+        nul = json.dumps({"text": "Think \u0000 first: "}).encode()
+        row = {"query": "q\u0000", "prompt": "p", "correct": 1}
+        for url, raw in [("/v1/prompts", nul), ("/v1/tasks/synth/prompts", nul),
+                         ("/v1/logs", json.dumps({"rows": [row]}).encode()),
+                         ("/v1/tasks", json.dumps({"name": "t2", "description": "\u0000"}).encode()),
+                         ("/admin/retrain", b'{"params": {"lambda": NaN}}'),
+                         ("/admin/retrain", b'{"params": {"lambda": Infinity}}'),
+                         ("/v1/evaluations", b'{"params": {"lambda": 1e999}}')]:
+            r = post(c, url, raw)
+            assert r.status_code == 422, (url, r.text)
+        for url in ("/v1/tasks/a%00b", "/v1/models/2147483648", "/admin/jobs/%00"):
+            assert c.get(url, headers=auth).status_code == 422, url
+        # The store is intact and still answers.
+        assert c.post("/v1/select", json={"query": "What is 2 + 3?"}).status_code == 200
+        assert c.get("/v1/prompts").status_code == 200

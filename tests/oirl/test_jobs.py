@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pandas as pd
@@ -95,6 +96,48 @@ def test_failures_are_recorded_with_their_reason(store):
         ja, jb = jobs_repo.get_job(s, a), jobs_repo.get_job(s, b)
     assert (ja.status, ja.error) == ("failed", "no training logs for dataset 'x'")
     assert jb.status == "failed" and jb.error.startswith("ZeroDivisionError: oops")
+
+
+def test_a_failed_job_tells_its_client_no_server_path_or_traceback(store, tmp_path):
+    secret = tmp_path / "models" / "7" / "model.txt"
+
+    def crash(ctx):
+        open(secret)  # FileNotFoundError naming a server path
+
+    runner = JobRunner(store, {"crash": crash})
+    job_id = runner.submit("crash")
+    runner.run_once()
+    with store() as s:
+        error = jobs_repo.get_job(s, job_id).error
+    assert error.startswith("FileNotFoundError") and "model.txt" in error
+    assert str(tmp_path) not in error and "Traceback" not in error
+
+
+def test_a_hanging_job_times_out_and_the_runner_goes_on(store):
+    release = threading.Event()
+    reached_end = []
+
+    def hang(ctx):
+        release.wait(30)  # hung: the heartbeat thread keeps the job looking alive
+        ctx.progress(0.9)  # the abandoned handler learns here that the job is not its own any more
+        reached_end.append(True)
+        return {"published": True}
+
+    runner = JobRunner(store, {"hang": hang, "quick": lambda ctx: {"ok": 1}}, heartbeat_seconds=0.05,
+                       timeout_seconds=0.5)
+    hung, quick = runner.submit("hang"), runner.submit("quick")
+    t0 = time.monotonic()
+    assert runner.run_once() == hung
+    assert time.monotonic() - t0 < 5
+    with store() as s:
+        job = jobs_repo.get_job(s, hung)
+        assert job.status == "failed" and "timed out after 0.5 s" in job.error
+    assert runner.run_once() == quick  # the next job is not stuck behind the hung one
+    release.set()
+    time.sleep(0.3)
+    assert not reached_end
+    with store() as s:
+        assert jobs_repo.get_job(s, hung).status == "failed" and jobs_repo.get_job(s, quick).status == "succeeded"
 
 
 def test_stale_running_job_is_reaped_and_cannot_be_resurrected(store):

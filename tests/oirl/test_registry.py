@@ -151,6 +151,39 @@ def test_rollback_walks_back_through_history(registry, bundle):
     assert registry.rollback("a").version == ids[0]
 
 
+def test_rollback_onto_a_corrupted_version_is_refused(registry, bundle):
+    v1, v2 = (registry.register(bundle()).id for _ in range(2))
+    registry.promote(v1)
+    registry.promote(v2, force=True)
+    (registry.root / str(v1) / "metadata.json").write_text("{}")
+    with pytest.raises(ArtefactChecksumError, match="refusing to load"):
+        registry.rollback("a")
+    assert registry.alias("a", "champion") == v2  # nothing moved
+    (registry.root / str(v1)).rename(registry.root / "gone")
+    with pytest.raises(ArtefactChecksumError, match="missing"):
+        registry.rollback("a")
+    assert [h["version"] for h in registry.history("a")] == [v2, v1]
+
+
+def test_staging_and_training_leftovers_are_swept_when_old(tmp_path):
+    import os
+    import time
+
+    from oirl.registry.artefacts import sweep_staging
+
+    old, fresh, kept = tmp_path / ".staging-old", tmp_path / ".staging-new", tmp_path / "3"
+    for d in (old, fresh, kept):
+        d.mkdir()
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    os.utime(kept, (time.time() - 7200, time.time() - 7200))
+    assert sweep_staging(tmp_path, 3600) == 1
+    assert not old.exists() and fresh.exists() and kept.exists()  # a registration may be using the fresh one
+    train = tmp_path / "oirl-train-x"
+    train.mkdir()
+    os.utime(train, (time.time() - 100, time.time() - 100))
+    assert sweep_staging(tmp_path, 50, prefix="oirl-train-") == 1 and not train.exists()
+
+
 def test_champion_stack_replays_pushes_and_pops():
     class Ev:
         def __init__(self, v, reason=""):
@@ -178,6 +211,8 @@ def test_watcher_hot_swaps_and_keeps_old_model_on_bad_version(registry, bundle):
     assert watcher.current("a").version == v2 and "v3" in watcher.last_error
     assert watcher.current("b").version == b1
     assert sorted(swaps) == sorted([v1, b1, v2])
+    registry.rollback("a")  # back to v2, the version it still serves: the error is over
+    assert watcher.refresh() is False and watcher.errors == {} and watcher.current("a").version == v2
 
 
 def test_a_version_saved_before_bundles_still_loads_for_its_task(model, tmp_path):
