@@ -118,6 +118,9 @@ async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
     return problem(exc.status, exc.detail, request, headers=exc.headers, errors=exc.errors)
 
 
+STORE_ERRORS = (OperationalError, InterfaceError, PoolTimeout)  # a store that is down, locked or saturated
+
+
 async def _store_unreachable(request: Request, exc: Exception) -> JSONResponse:
     # A store that is down, locked or out of connections is a temporary condition, not a bug.
     log.warning("store error on %s %s: %s", request.method, request.url.path, str(exc).splitlines()[0][:200])
@@ -137,7 +140,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(ProblemError, _problem)
-    for kind in (OperationalError, InterfaceError, PoolTimeout):
+    for kind in STORE_ERRORS:
         app.add_exception_handler(kind, _store_unreachable)
     app.add_exception_handler(Exception, _unexpected)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from app import errors
 from app.metrics import Metrics, MetricsMiddleware
-from app.routes import admin, evaluations, feedback, health, logs, models, prompts, select, tasks, web
+from app.routes import admin, evaluations, feedback, health, live, logs, models, prompts, select, tasks, web
 from app.service import Service
 from oirl.settings import Settings, get_settings
 
@@ -37,8 +38,9 @@ def create_app(settings: Settings | None = None, *, embedder=None, training_embe
 
     app = FastAPI(title="Prompt-OIRL", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
-    for module in (select, feedback, tasks, evaluations, logs, prompts, models, admin, health, web):
+    for module in (select, feedback, tasks, evaluations, logs, prompts, models, admin, health, live, web):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=web.STATIC), name="static")  # the console's CSS and JS
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     errors.document(app)
     return app

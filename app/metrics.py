@@ -12,7 +12,10 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from oirl.live_stats import LiveWindow, Snapshot
+
 _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+SELECT_ROUTE = "/v1/select"  # the live latency figures are of single selections (a batch is one request)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
@@ -34,6 +37,21 @@ class Metrics:
         self.model_swaps = Counter("oirl_model_swaps_total", "Champion hot-swaps in this worker.", registry=r)
         self.jobs_finished = Counter("oirl_jobs_finished_total", "Jobs this worker finished.", ["kind", "status"],
                                      registry=r)
+        self.live = LiveWindow(Snapshot(time.monotonic()))
+
+    def snapshot(self) -> Snapshot:
+        """This worker's selection counters now, read through prometheus_client's public ``collect``."""
+        def by(metric, label: str) -> dict[str, float]:
+            return {s.labels[label]: s.value for s in metric.collect()[0].samples if s.name.endswith("_total")}
+
+        buckets: dict[float, float] = {}
+        for s in self.latency.collect()[0].samples:
+            if (s.name.endswith("_bucket") and s.labels["route"] == SELECT_ROUTE
+                    and s.labels["status"].startswith("2")):
+                bound = float(s.labels["le"])
+                buckets[bound] = buckets.get(bound, 0.0) + s.value
+        return Snapshot(time.monotonic(), by(self.selections, "outcome"), by(self.cache, "result"),
+                        tuple(sorted(buckets.items())))
 
     def set_model(self, task: str, version: int, embedder: str) -> None:
         for labels in [k for k in self._served if k[0] == task]:  # exactly one series per task

@@ -1,16 +1,17 @@
-"""POST /v1/evaluations, GET /v1/evaluations/{id} and its plot: offline evaluation as a job."""
+"""POST /v1/evaluations, GET /v1/evaluations (recent) and /{id} with its plot: offline evaluation as a job."""
 
 from __future__ import annotations
 
 import base64
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from app.deps import AdminDep, ServiceDep
 from app.errors import ProblemError
 from app.routes import AUTH, problems
 from app.schemas.common import JobAccepted, JobIdPath
-from app.schemas.jobs import EvaluationOut
+from app.schemas.jobs import EvaluationList, EvaluationOut
 from oirl.jobs import EVALUATION, EvaluationParams
 from oirl.store import jobs_repo
 from oirl.tasks import TaskError
@@ -37,10 +38,7 @@ def start(body: EvaluationParams, service: ServiceDep) -> JobAccepted:
     return JobAccepted(id=job_id, status="queued", status_url=f"/v1/evaluations/{job_id}")
 
 
-@router.get("/{eval_id}", response_model=EvaluationOut, responses=problems(404, 422),
-            summary="Status; once succeeded, the metrics table and a link to its plot")
-def get(eval_id: JobIdPath, service: ServiceDep) -> EvaluationOut:
-    job = _job(service, eval_id)
+def evaluation_out(job) -> EvaluationOut:
     result = job.result or {}
     done = job.status == "succeeded"
     return EvaluationOut(id=job.id, kind=job.kind, status=job.status, progress=job.progress, params=job.params or {},
@@ -48,6 +46,18 @@ def get(eval_id: JobIdPath, service: ServiceDep) -> EvaluationOut:
                          heartbeat_at=job.heartbeat_at, finished_at=job.finished_at,
                          report=result.get("report") if done else None,
                          plot_url=f"/v1/evaluations/{job.id}/plot.png" if done else None)
+
+
+@router.get("", response_model=EvaluationList, summary="Recent evaluations, newest first (with their tables)")
+def list_evaluations(service: ServiceDep, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> EvaluationList:
+    with service.factory() as s:
+        return EvaluationList(evaluations=[evaluation_out(j) for j in jobs_repo.list_jobs(s, EVALUATION, limit)])
+
+
+@router.get("/{eval_id}", response_model=EvaluationOut, responses=problems(404, 422),
+            summary="Status; once succeeded, the metrics table and a link to its plot")
+def get(eval_id: JobIdPath, service: ServiceDep) -> EvaluationOut:
+    return evaluation_out(_job(service, eval_id))
 
 
 @router.get("/{eval_id}/plot.png", response_class=Response, summary="The evaluation's chart (PNG)",

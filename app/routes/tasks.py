@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import AdminDep, ServiceDep
 from app.errors import ProblemError
 from app.routes import AUTH, problems
 from app.schemas.common import IdPath, NamePath
-from app.schemas.tasks import TaskList, TaskOut, TaskPromptIn, TaskPromptOut, TaskPromptPatch
+from app.schemas.tasks import AliasHistory, TaskList, TaskOut, TaskPromptIn, TaskPromptOut, TaskPromptPatch
+from oirl.registry import TaskNotFound
 from oirl.select.explore import Exploration
 from oirl.store import tasks_repo
 from oirl.store.engine import transaction
@@ -38,6 +41,17 @@ async def get_task(name: NamePath, service: ServiceDep) -> TaskOut:
     if not found:
         raise ProblemError(404, f"task {name!r} does not exist (GET /v1/tasks)")
     return TaskOut(**found[0])
+
+
+@router.get("/{name}/history", response_model=AliasHistory, responses=problems(404, 422),
+            summary="A task's alias moves, newest first (promotions, forced promotions, rollbacks)")
+def alias_history(name: NamePath, service: ServiceDep, alias: Literal["champion", "challenger"] = "champion",
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50) -> AliasHistory:
+    try:
+        events = service.registry.history(name, alias, limit)
+    except TaskNotFound as exc:
+        raise ProblemError(404, str(exc)) from exc
+    return AliasHistory(task=name, alias=alias, events=events)
 
 
 @router.post("", response_model=TaskOut, status_code=201, dependencies=[AdminDep],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from app.schemas.common import JobOut
 
@@ -14,3 +14,7 @@ class EvaluationOut(JobOut):
     plot_url: str | None = Field(None, description="PNG chart of the metrics table, once succeeded.")
     report: dict[str, Any] | None = Field(None, description="The metrics table (methods' accuracy, 95% CI vs "
                                                             "BoTr, PGR), once succeeded.")
+
+
+class EvaluationList(BaseModel):
+    evaluations: list[EvaluationOut] = Field(description="Newest first.")

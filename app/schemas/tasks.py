@@ -53,3 +53,16 @@ class TaskPromptIn(BaseModel):
 class TaskPromptPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     active: bool = Field(description="false: no longer a default candidate (it stays registered).")
+
+
+class AliasEvent(BaseModel):
+    version: int = Field(description="Where the alias pointed after the move.")
+    previous: int | None = Field(description="Where it pointed before.")
+    reason: str = Field(description="promoted / forced / rollback, with the admin's reason if given.")
+    at: UTCDateTime
+
+
+class AliasHistory(BaseModel):
+    task: str
+    alias: str
+    events: list[AliasEvent] = Field(description="Newest first.")

@@ -30,7 +30,7 @@ def test_metrics_use_route_templates_and_never_query_text(client):
 def test_web_page(client):
     r = client.get("/")
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
-    assert "/v1/select" in r.text
+    assert "/static/js/main.js" in r.text  # the console (tests/app/test_console*.py)
 
 
 def test_openapi_lists_every_route_with_models(client):
