@@ -21,8 +21,14 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 
 
 def champion_for(service: Service, task: str) -> LoadedModel:
-    """The task's serving model, or a 503 that says why there is none."""
+    """The task's serving model; else 409 if the task has never had a champion (the client must train one),
+    or 503 with Retry-After while its champion is loading or cannot be loaded (the service must recover)."""
     current = service.watcher.current(task)
+    champions = service.watcher.champions
+    if current is None and champions is not None and task not in champions and task not in service.watcher.errors:
+        # Not a server failure and not temporary: the task has never had a model promoted.
+        raise ProblemError(409, f"task {task!r} has no champion model yet: train one (POST /admin/retrain or "
+                                f"`oirl train --task {task}`), then promote it")
     if current is None:
         why = service.watcher.errors.get(task) or (f"task {task!r} has no champion model yet (train one: "
                                                    "POST /admin/retrain, then promote it)")

@@ -71,6 +71,7 @@ class ChampionWatcher:
         self._thread: threading.Thread | None = None
         self.errors: dict[str, str] = {}  # task -> why its champion is not the one in the registry
         self.poll_error: str | None = None
+        self.champions: dict[str, int] | None = None  # task -> champion alias at the last poll (None: not yet)
         self._failed: dict[str, tuple[int, float]] = {}  # task -> (version, when it failed)
         self.retry_failed_seconds = retry_failed_seconds
 
@@ -88,8 +89,10 @@ class ChampionWatcher:
     def refresh(self) -> bool:
         """Check every task's alias once; load and swap those that moved. True if any swap happened."""
         swapped = False
-        for task, target in self.registry.champions().items():
+        champions = self.registry.champions()
+        for task, target in champions.items():
             swapped |= self._refresh_task(task, target)
+        self.champions = champions
         self.poll_error = None
         return swapped
 

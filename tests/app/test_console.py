@@ -268,14 +268,14 @@ def test_live_page_shows_serving_figures(page, server):
 
 
 def test_errors_read_as_messages_never_a_stuck_spinner(page, server):
-    # 503: a task without a champion yet.
+    # 409: a task without a champion yet.
     r = httpx.post(f"{server}/v1/tasks", json={"name": "fresh", "prompts": ["Answer: "]},
                    headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status_code == 201, r.text
     page.goto("/#/try/fresh")
     page.click("#rank")
     error = page.locator("#result .error").inner_text()
-    assert "Error 503" in error and "has no champion model yet" in error and "retry in 5 s" in error
+    assert "Error 409" in error and "has no champion model yet" in error and "train one" in error
 
     # A proxy answering HTML instead of JSON (intercepted in the browser, as a gateway would).
     page.route("**/v1/tasks", lambda route: route.fulfill(status=502, content_type="text/html",
@@ -311,7 +311,7 @@ def test_a_service_that_is_not_ready_says_why_on_every_page(browser, tmp_path, m
         banner.wait_for()
         assert "no champion model loaded for any task" in banner.inner_text()
         page.click("#rank")
-        assert "Error 503" in page.locator("#result .error").inner_text()
+        assert "Error 409" in page.locator("#result .error").inner_text()  # not ready, and no champion to serve
         page.goto("/#/tasks")  # the rest of the console still works
         assert "none" in page.locator("section.card[data-task=synth] table.aliases").inner_text()
         page.goto("/#/live")

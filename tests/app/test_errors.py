@@ -75,7 +75,7 @@ def test_unknown_route_and_method_and_missing_things(client, auth):
     problem(client.get("/v1/evaluations/nope"), 404, "no evaluation nope")
 
 
-def test_no_champion_is_503_with_reason(tmp_path, model_dir, minilm, training_embedder):
+def test_no_champion_is_409_and_not_ready(tmp_path, model_dir, minilm, training_embedder):
     from service_support import make_settings, seed_store, start_client
 
     url = f"sqlite:///{tmp_path / 'empty.db'}"
@@ -83,5 +83,5 @@ def test_no_champion_is_503_with_reason(tmp_path, model_dir, minilm, training_em
     seed_store(url, s.resolved_artefact_dir, model_dir, promote=False)
     with start_client(s, minilm, training_embedder) as c:
         time.sleep(1.0)  # let the startup thread look for a champion
-        problem(c.post("/v1/select", json={"query": "q"}), 503, "no champion")
+        problem(c.post("/v1/select", json={"query": "q"}), 409, "no champion")
         problem(c.get("/readyz"), 503, "no champion")

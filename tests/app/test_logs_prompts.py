@@ -76,9 +76,9 @@ def test_tasks_create_list_and_prompt_activation(client, auth):
     off = client.patch(f"/v1/tasks/support/prompts/{pid}", json={"active": False}, headers=auth)
     assert off.status_code == 200 and off.json()["active"] is False
     assert client.patch("/v1/tasks/support/prompts/99999", json={"active": False}, headers=auth).status_code == 404
-    # no champion yet: a clear 503; another LLM than the task's: a clear 422
+    # no champion yet: a clear 409 (train one); another LLM than the task's: a clear 422
     r = client.post("/v1/select", json={"task": "support", "query": "Where is my parcel?"})
-    assert r.status_code == 503 and "no champion" in r.json()["detail"]
+    assert r.status_code == 409 and "no champion" in r.json()["detail"] and "train one" in r.json()["detail"]
     r = client.post("/v1/select", json={"task": "synth", "query": "What is 1 + 1?", "llm": "other-llm"})
     assert r.status_code == 422 and "'toy-llm' only" in r.json()["detail"]
     r = client.post("/v1/select", json={"task": "nope", "query": "What is 1 + 1?"})
