@@ -174,7 +174,7 @@ def main() -> None:
         result = ex.submit(run).result()
     result = {"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": {
         "cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_at_end": os.getloadavg(),
-        "note": "shared with other agents' work: compare ratios within this run"}, **result}
+        "loadavg": os.getloadavg(), "note": "interleaved: compare ratios within this run"}, **result}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -36,6 +36,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # the service's setting (app/__init__.py): same for the baseline
 RESULTS = Path(__file__).parent / "results"
+LOADAVG_AT_START = os.getloadavg()
 
 
 def free_port() -> int:
@@ -300,7 +301,8 @@ def main() -> None:
     targets = {e: targets_for(by, bare, e) for e in encoders}
     out = {"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": {"cpus": os.cpu_count(),
            "platform": platform.platform(), "python": platform.python_version(),
-           "loadavg_at_end": os.getloadavg(), "note": "shared with other agents' work: compare ratios in this run"},
+           "loadavg_at_end": os.getloadavg(), "loadavg_at_start": LOADAVG_AT_START,
+           "note": "cells interleaved across backends: compare ratios within this run"},
            "served_models": {e: m[0] for e, m in models.items()}, "candidates": 16, "duration_s": args.duration,
            "cold_start_to_ready_s": cold, "encoder": bare, "cells": cells, "targets": targets}
     args.out.parent.mkdir(parents=True, exist_ok=True)
