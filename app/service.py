@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy import select, text
@@ -46,10 +47,13 @@ class TaskView:
     active: tuple[Candidate, ...]
     exploration: Exploration = GREEDY
 
+    @cached_property
+    def active_ids(self) -> frozenset[int]:  # once per catalog refresh, not per request
+        return frozenset(c.id for c in self.active)
+
     def explorable(self, candidates: tuple[Candidate, ...]) -> tuple[bool, ...]:
         """Per candidate: may exploration send traffic to it (an active prompt of this task)?"""
-        active = {c.id for c in self.active}
-        return tuple(c.id is not None and c.id in active for c in candidates)
+        return tuple(c.id is not None and c.id in self.active_ids for c in candidates)
 
 
 class TaskCatalog:

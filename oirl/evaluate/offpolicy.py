@@ -62,21 +62,15 @@ def model_policy(model, policy, q_emb: np.ndarray, p_emb: np.ndarray, prompts: l
 
 
 def best_training_prompt(train: pd.DataFrame, prompts: list[str]) -> str:
-    """BoTr on possibly partial logs: per prompt, the self-normalised IPS mean where every row has a
-    propensity (undoing the logging policy's preference), else the plain mean; ties by text hash."""
-    from oirl.select.policy import tie_order
+    """BoTr on possibly partial logs, by the same rule as training (``fit_reward_model``): per prompt the
+    self-normalised IPS mean where every row has a propensity, else the plain mean; ties by text hash."""
+    from oirl.reward.train import TrainingTable, propensity_weights
 
     rows = train[train["prompt"].isin(prompts)]
     if rows.empty:
         raise PolicyError("no training observation of any candidate prompt: BoTr is undefined")
-    if rows["propensity"].notna().all():
-        w = 1.0 / rows["propensity"].astype(float)
-        value = (rows["reward"] * w).groupby(rows["prompt"]).sum() / w.groupby(rows["prompt"]).sum()
-    else:
-        value = rows.groupby("prompt")["reward"].mean()
-    texts = list(value.index)
-    order = tie_order(texts)
-    return max(texts, key=lambda t: (value[t], -order[texts.index(t)]))
+    table = TrainingTable.from_logs(rows, propensity_weights(rows, 1e-6))
+    return table.prompts[table.best_prompt()]
 
 
 def parse_policy(spec: str) -> tuple[str, int | None]:

@@ -127,6 +127,21 @@ def apply_policy(scores: np.ndarray, candidates: Sequence[str], policy: Selectio
     return best_of_n(scores, candidates, policy.default_index_in(list(candidates)), policy.margin_threshold)
 
 
+def _scan_tau(margin: np.ndarray, gain: np.ndarray) -> tuple[float, int, float]:
+    """τ maximising the summed gain of trusting the model where margin >= τ: (τ, queries trusted, gain).
+
+    value(τ) = base + sum of gains over queries with margin >= τ; τ is scanned over the observed
+    margins, cutting only between distinct ones (ties go to the same side), ties in value to the
+    larger τ (the safer side); trusting none (τ = inf) is always a candidate."""
+    order = np.argsort(-margin, kind="stable")
+    cum_gain = np.concatenate([[0.0], np.cumsum(gain[order])])  # cum_gain[k]: trust the k largest margins
+    m_sorted = margin[order]
+    valid_k = np.concatenate([[True], m_sorted[:-1] > m_sorted[1:], [True]])
+    k_best = max((k for k in range(len(margin) + 1) if valid_k[k]), key=lambda k: (round(cum_gain[k], 12), -k))
+    tau = math.inf if k_best == 0 else float(m_sorted[k_best - 1])
+    return tau, k_best, float(cum_gain[k_best])
+
+
 def calibrate_margin(scores: np.ndarray, outcomes: np.ndarray, default_index: int,
                      candidates: Sequence[str]) -> tuple[float, dict]:
     """τ maximising mean outcome of the safe policy on validation queries.
@@ -144,20 +159,13 @@ def calibrate_margin(scores: np.ndarray, outcomes: np.ndarray, default_index: in
     best = rank_candidates(s, candidates, default_index)[:, 0]
     margin = s[rows, best] - s[rows, default_index]
     gain = o[rows, best] - o[rows, default_index]  # what trusting the model earns on each query
-    # acc(τ) = base + sum of gains over queries with margin >= τ; scan τ over observed margins.
-    order = np.argsort(-margin, kind="stable")
-    cum_gain = np.concatenate([[0.0], np.cumsum(gain[order])])  # cum_gain[k]: trust the k largest margins
-    # Only cut between distinct margins; ties must go to the same side.
-    m_sorted = margin[order]
-    valid_k = np.concatenate([[True], m_sorted[:-1] > m_sorted[1:], [True]])
-    k_best = max((k for k in range(len(s) + 1) if valid_k[k]), key=lambda k: (round(cum_gain[k], 12), -k))
-    tau = math.inf if k_best == 0 else float(m_sorted[k_best - 1])
+    tau, k_best, best_gain = _scan_tau(margin, gain)
     base = float(o[rows, default_index].mean())
     summary = {
         "n_queries": int(len(s)),
         "default_accuracy": base,
         "model_accuracy": float(o[rows, best].mean()),
-        "safe_accuracy": base + float(cum_gain[k_best]) / len(s),
+        "safe_accuracy": base + best_gain / len(s),
         "share_trusting_model": float(k_best / len(s)),
     }
     return tau, summary
@@ -194,13 +202,7 @@ def calibrate_margin_offpolicy(scores: np.ndarray, obs_row: np.ndarray, obs_prom
     gain = ips(best) - default_v
     pick = np.random.default_rng(seed).permutation(rows)
     half_a, half_b = np.sort(pick[: len(pick) // 2]), np.sort(pick[len(pick) // 2:])
-    # the scan of calibrate_margin on half A: cut between distinct margins, ties to the larger τ
-    order = half_a[np.argsort(-margin[half_a], kind="stable")]
-    cum_gain = np.concatenate([[0.0], np.cumsum(gain[order])])
-    m_sorted = margin[order]
-    valid_k = np.concatenate([[True], m_sorted[:-1] > m_sorted[1:], [True]])
-    k_best = max((k for k in range(len(order) + 1) if valid_k[k]), key=lambda k: (round(cum_gain[k], 12), -k))
-    tau = float(m_sorted[k_best - 1]) if k_best > 0 else math.inf
+    tau, _, _ = _scan_tau(margin[half_a], gain[half_a])  # the scan of calibrate_margin, on half A
     terms = np.where(margin[half_b] >= tau, gain[half_b], 0.0)  # half B judges that τ
     lower = float(terms.mean() - z * terms.std(ddof=1) / math.sqrt(len(terms)))
     keep = math.isfinite(tau) and lower > 0
