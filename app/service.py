@@ -126,7 +126,7 @@ class Service:
         self.factory = make_session_factory(self.engine)
         self.metrics = metrics or Metrics()
         self.metrics.add_job_counts(self._job_counts)
-        self.registry = ModelRegistry(self.factory, settings.resolved_artefact_dir)
+        self.registry = ModelRegistry.from_settings(self.factory, settings)
         # Serving embeds unseen user queries: keep them in memory (LRU), not in the on-disk cache.
         self.embedder = embedder or make_embedder(settings, cache=False)
         # Jobs embed the logs again and again: the persistent content-hash cache pays off there.
@@ -166,14 +166,17 @@ class Service:
             self.runner.start()
 
     def sweep_leftovers(self) -> int:
-        """Remove what a crash left on disk: registration staging copies (older than an hour: a live
-        registration takes seconds) and training folders (older than a job may run)."""
-        try:
-            n = sweep_staging(self.settings.resolved_artefact_dir, 3600.0)
-            n += sweep_staging(Path(tempfile.gettempdir()), self.settings.job_timeout_seconds, TRAIN_TMP_PREFIX)
-        except OSError as exc:
-            log.warning("could not sweep leftover directories: %s", exc)
-            return 0
+        """Remove what a crash left: registration staging copies and, on a remote store, uploads that
+        never got their manifest (older than an hour: a live registration takes seconds), and training
+        folders (older than a job may run). Housekeeping: a failure is logged, never fatal."""
+        n = 0
+        sweeps = ((self.registry.store.sweep, (3600.0,)),
+                  (sweep_staging, (Path(tempfile.gettempdir()), self.settings.job_timeout_seconds, TRAIN_TMP_PREFIX)))
+        for sweep, args in sweeps:
+            try:
+                n += sweep(*args)
+            except Exception as exc:  # a remote store's client raises its own errors, not only OSError
+                log.warning("could not sweep leftover directories: %s", exc)
         if n:
             log.warning("removed %d directories left by a crashed registration or training job", n)
         return n

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,9 +35,16 @@ class Settings(BaseSettings):
     benchmark_dir: Path | None = Field(
         default=None, description="Where verified benchmark files live; default: `<home>/benchmark`."
     )
-    artefact_dir: Path | None = Field(
-        default=None, description="Model versions on disk; default: `<home>/models`."
-    )
+    artefact_dir: Path | str | None = Field(
+        default=None, description="Model versions: a directory or an fsspec URL (`file://`, `s3://bucket/prefix`, "
+                                  "`gs://...`) shared by every replica; default: `<home>/models`.")
+    artefact_storage_options: dict[str, Any] = Field(
+        default_factory=dict, description="fsspec storage options for a URL artefact store, as JSON (e.g. "
+                                          '`{"endpoint_url": "http://minio:9000"}`); credentials are better left to '
+                                          "the filesystem's own environment (AWS_*, GOOGLE_APPLICATION_CREDENTIALS).")
+    artefact_cache_dir: Path | None = Field(
+        default=None, description="Where a URL artefact store's versions are copied (verified) to be loaded; "
+                                  "default: `<home>/cache/artefacts`.")
     embedder: str = Field(
         default="all-MiniLM-L6-v2",
         description="Sentence-transformers model name or local path; the default is bundled offline.",
@@ -116,6 +123,14 @@ class Settings(BaseSettings):
                                          "(speed)."
     )
 
+    @field_validator("artefact_dir", mode="before")
+    @classmethod
+    def _path_or_url(cls, value):
+        # A URL must stay a string: Path("s3://b/x") would collapse the "//" into "s3:/b/x".
+        if isinstance(value, str) and "://" in value:
+            return value[len("file://"):] if value.startswith("file://") else value.rstrip("/")
+        return value
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'oirl.db'}"
@@ -125,8 +140,15 @@ class Settings(BaseSettings):
         return self.benchmark_dir or self.home / "benchmark"
 
     @property
-    def resolved_artefact_dir(self) -> Path:
+    def resolved_artefact_dir(self) -> Path | str:
+        """A directory, or the URL of a remote store (``oirl.registry.stores.is_remote``)."""
+        if isinstance(self.artefact_dir, str) and "://" not in self.artefact_dir:
+            return Path(self.artefact_dir)
         return self.artefact_dir or self.home / "models"
+
+    @property
+    def resolved_artefact_cache_dir(self) -> Path:
+        return self.artefact_cache_dir or self.cache_dir / "artefacts"
 
     @property
     def resolved_encoder_dir(self) -> Path:

@@ -68,7 +68,7 @@ def _registry(factory):
     from oirl.registry import ModelRegistry
     from oirl.settings import get_settings
 
-    return ModelRegistry(factory, get_settings().resolved_artefact_dir)
+    return ModelRegistry.from_settings(factory, get_settings())
 
 
 def _champion(registry, task: str):

@@ -16,7 +16,7 @@ def _registry():
     from oirl.registry import ModelRegistry
     from oirl.settings import get_settings
 
-    return ModelRegistry(open_store(), get_settings().resolved_artefact_dir)
+    return ModelRegistry.from_settings(open_store(), get_settings())
 
 
 @app.command("list")

@@ -18,7 +18,7 @@ def _describe(name: str | None = None) -> list[dict]:
     from oirl.tasks import describe_tasks
 
     factory = open_store()
-    return describe_tasks(factory, ModelRegistry(factory, get_settings().resolved_artefact_dir), name)
+    return describe_tasks(factory, ModelRegistry.from_settings(factory, get_settings()), name)
 
 
 @app.command("list")

@@ -31,7 +31,7 @@ def bootstrap(settings: Settings, factory, embedder, echo: Callable[[str], None]
         root = ensure_benchmark(settings.mirror_dir, settings)
         results = import_benchmark(factory, root, missing)
         echo(f"bootstrap: {sum(r.inserted for r in results.values()):,} observations imported")
-    registry = ModelRegistry(factory, settings.resolved_artefact_dir)
+    registry = ModelRegistry.from_settings(factory, settings)
     champions = registry.champions()
     for task in DATASETS:
         if task in champions:

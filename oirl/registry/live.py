@@ -15,9 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from oirl.registry import artefacts
 from oirl.registry.registry import ModelRegistry, VersionInfo
 
 log = logging.getLogger(__name__)
@@ -50,8 +48,7 @@ def load_version(registry: ModelRegistry, version: int, task: str | None = None)
     from oirl.registry.bundle import load_bundle
 
     info = registry.get(version)
-    path = Path(info.artefact_path)
-    artefacts.verify(path, info.artefact_sha256)
+    path = registry.local_dir(info)  # verified (a remote version: fetched into the local cache first)
     return LoadedModel(version=version, info=info, bundle=load_bundle(path, task_hint=info.task or task))
 
 

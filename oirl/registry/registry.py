@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from oirl.registry import artefacts
+from oirl.registry import stores
 from oirl.store import registry_repo as repo
 from oirl.store import tasks_repo
 from oirl.store.engine import transaction
@@ -87,9 +87,31 @@ class AliasMove:
 
 
 class ModelRegistry:
-    def __init__(self, factory: sessionmaker[Session], root: Path):
+    """``root``: a directory or an fsspec URL (``oirl.registry.stores``); ``cache_dir``: where a remote
+    store's versions are copied to be loaded (default ``<home>/cache/artefacts``)."""
+
+    def __init__(self, factory: sessionmaker[Session], root: Path | str, *, cache_dir: Path | None = None,
+                 storage_options: dict[str, Any] | None = None):
         self.factory = factory
-        self.root = Path(root)
+        self._cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.storage_options = dict(storage_options or {})
+        remote = stores.is_remote(root)
+        self.store = stores.open_store(root, cache_dir=self.cache_dir if remote else None,
+                                       storage_options=self.storage_options)
+        self.root = self.store.root
+
+    @property
+    def cache_dir(self) -> Path:
+        if self._cache_dir is None:  # only a remote version needs one: read the settings then, not before
+            from oirl.settings import get_settings
+
+            self._cache_dir = get_settings().resolved_artefact_cache_dir
+        return self._cache_dir
+
+    @classmethod
+    def from_settings(cls, factory: sessionmaker[Session], settings) -> ModelRegistry:
+        return cls(factory, settings.resolved_artefact_dir, cache_dir=settings.resolved_artefact_cache_dir,
+                   storage_options=settings.artefact_storage_options)
 
     # -------------------------------------------------------------- helpers
     @staticmethod
@@ -118,12 +140,13 @@ class ModelRegistry:
         embedder = (meta.get("params") or {}).get("embedder") or {}
         with self.factory() as s:
             self._task_id(s, bundle["task"])  # fail before copying anything
-        staged, sha = artefacts.stage(Path(model_dir), self.root)
+        staged, sha = self.store.stage(Path(model_dir))
         try:
             with transaction(self.factory) as s:
                 task_id = self._task_id(s, bundle["task"])
                 # Inserting the row first takes the version number (and, on SQLite, the write
-                # lock) before the directory is renamed into place under that number.
+                # lock) before the directory is published under that number (renamed into place,
+                # or uploaded with its manifest last); the commit below is when the version exists.
                 row = repo.add_version(
                     s, task_id=task_id, backend=meta.get("backend", "unknown"),
                     params={"model": meta.get("params"), "backend": meta.get("backend_params"),
@@ -133,16 +156,13 @@ class ModelRegistry:
                     data_snapshot=bundle.get("data_scope") or {}, metrics=bundle["metrics"],
                     artefact_path="", artefact_sha256=sha, job_id=job_id,
                 )
-                final = self.root / str(row.id)
-                row.artefact_path = str(final)
-                artefacts.publish(staged, final)
+                row.artefact_path = self.store.publish(staged, row.id, sha)
                 if alias:
                     repo.move_alias(s, task_id, alias, row.id, reason=f"registered v{row.id}")
                 s.flush()
                 info = self._info(s, row)
         finally:
-            if staged.exists():
-                artefacts.discard(staged)
+            self.store.discard(staged)
         return info
 
     # --------------------------------------------------------------- read
@@ -185,8 +205,14 @@ class ModelRegistry:
 
     def verify(self, version: int) -> VersionInfo:
         info = self.get(version)
-        artefacts.verify(Path(info.artefact_path), info.artefact_sha256)
+        self.local_dir(info)
         return info
+
+    def local_dir(self, info: VersionInfo) -> Path:
+        """A local directory with exactly the version's files (SHA-256 checked), or ``ArtefactChecksumError``:
+        the store's own directory, or a remote version's verified copy in the local cache."""
+        return stores.checkout(info.artefact_path, info.artefact_sha256, info.id, self.cache_dir,
+                               self.storage_options)
 
     # ------------------------------------------------------------- aliases
     def promote(self, version: int, *, force: bool = False, reason: str = "") -> AliasMove:
