@@ -97,3 +97,54 @@ def store(database_url):
     engine = make_engine(database_url)
     yield make_session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3-compatible HTTP server on 127.0.0.1: moto's standalone server in its own process
+    (an S3 emulator, not AWS; nothing in boto is patched). Skipped if moto is not installed."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    pytest.importorskip("moto.server")
+    pytest.importorskip("s3fs")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{endpoint}/moto-api/", timeout=1)
+            break
+        except httpx.HTTPError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"moto server did not start on {endpoint}")
+            time.sleep(0.1)
+    try:
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_root(s3_endpoint, monkeypatch) -> tuple[str, dict]:
+    """(``s3://<fresh bucket>/models``, fsspec storage options pointing at the moto server)."""
+    import boto3
+
+    # Dummy credentials: moto accepts any, and botocore must not go looking for real ones.
+    for var, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                       ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(var, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    bucket = f"oirl-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/models", {"endpoint_url": s3_endpoint}
