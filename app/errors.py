@@ -34,7 +34,7 @@ def server_roots(request: Request) -> tuple:
     if service is None:
         return ()
     s = service.settings
-    return (s.home, s.resolved_artefact_dir, s.resolved_benchmark_dir)
+    return (s.home, s.resolved_artefact_dir, s.resolved_artefact_cache_dir, s.resolved_benchmark_dir)
 
 
 def problem(status: int, detail: str, request: Request | None = None, headers: dict | None = None,

@@ -118,6 +118,13 @@ class FsspecArtefactStore:
         self._remove_leftover(dest)
         self.upload(staged, version)
         self.write_manifest(staged, version, sha256)
+        # The staged copy is exactly the version: keep it as this machine's cached copy, so the
+        # promotion that often follows does not download what was just uploaded. Named by content,
+        # it stays right even if the commit fails and the number is taken again by other content.
+        try:
+            _install(staged, self.cache_dir / cache_name(version, sha256), sha256)
+        except OSError as exc:  # only a shortcut: readers download what they miss
+            log.warning("could not keep a local copy of v%s: %s", version, exc)
         return f"{self.root}/{version}"
 
     def _remove_leftover(self, dest: str) -> None:
@@ -184,7 +191,7 @@ def checkout(artefact_path: str, sha256: str, version: int, cache_dir: Path,
         artefacts.verify(path, sha256)
         return path
     cache_dir = Path(cache_dir)
-    target = cache_dir / f"{version}-{sha256[:16]}"
+    target = cache_dir / cache_name(version, sha256)
     if target.is_dir():
         try:
             artefacts.verify(target, sha256)
@@ -198,6 +205,10 @@ def checkout(artefact_path: str, sha256: str, version: int, cache_dir: Path,
         if tmp.exists():
             artefacts.discard(tmp)
     return target
+
+
+def cache_name(version: int, sha256: str) -> str:
+    return f"{version}-{sha256[:16]}"
 
 
 def _download(url: str, sha256: str, cache_dir: Path, storage_options: dict[str, Any]) -> Path:

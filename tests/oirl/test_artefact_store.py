@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from oirl.registry import ArtefactChecksumError, ChampionWatcher, ModelBundle, ModelRegistry, load_version, save_bundle
-from oirl.registry.stores import MANIFEST, checkout
+from oirl.registry.stores import MANIFEST, cache_name, checkout
 from oirl.reward import PromptRewardModel
 from oirl.select import SelectionPolicy
 from oirl.settings import Settings
@@ -109,10 +109,11 @@ def test_remote_register_promote_and_load_from_another_machine(factory, bundle, 
     fs, path = fs_of(writer)
     manifest = json.loads(fs.cat_file(f"{path}/1/{MANIFEST}"))
     assert manifest["sha256"] == v.artefact_sha256 and {f["path"] for f in manifest["files"]} >= {"metadata.json"}
+    assert (writer.cache_dir / cache_name(1, v.artefact_sha256)).is_dir()  # the writer kept its staged copy
     assert writer.promote(v.id).version == 1  # promotion verifies: fetches and hashes the version
     loaded = load_version(reader, 1)
     assert np.array_equal(loaded.model.score(*PROBE), load_version(writer, 1).model.score(*PROBE))
-    cached = reader.cache_dir / f"1-{v.artefact_sha256[:16]}"
+    cached = reader.cache_dir / cache_name(1, v.artefact_sha256)
     assert sorted(p.name for p in reader.cache_dir.iterdir()) == [cached.name]  # no staging or download left
     assert load_version(reader, 1).info.artefact_sha256 == v.artefact_sha256  # reused: still verified
 
