@@ -96,8 +96,9 @@ class LocalArtefactStore:
 
 
 class FsspecArtefactStore:
-    """Versions under an fsspec URL; usable on any filesystem fsspec knows, ``file://`` included
-    (``open_store`` sends local locations to ``LocalArtefactStore``, which can rename atomically)."""
+    """Versions under an fsspec URL (any filesystem fsspec knows except the local one: ``open_store``
+    sends paths and ``file://`` to ``LocalArtefactStore``, which can rename atomically, and ``checkout``
+    verifies a ``file://`` row in place, where a manifest would count as an extra file)."""
 
     def __init__(self, url: str, cache_dir: Path, storage_options: dict[str, Any] | None = None):
         import fsspec  # lazily: a local deployment never needs it
