@@ -23,7 +23,7 @@ N processes on this machine share its cores: where N exceeds the cores, throughp
 scale, and the JSON records the CPU count and load average so the figures are read that way.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/replicas.py --root ../shared/data \\
-        [--replicas 3] [--concurrency 12] [--duration 10] [--rounds 3] [--promotions 3] \\
+        [--replicas 3] [--concurrency 12] [--duration 10] [--rounds 6] [--promotions 3] \\
         [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 Writes benchmarks/results/replicas.json.
@@ -226,7 +226,7 @@ def main() -> None:
     ap.add_argument("--replicas", type=int, default=3)
     ap.add_argument("--concurrency", type=int, default=12, help="total open connections (both cell kinds)")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per throughput cell")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating (1 process, N processes) rounds")
+    ap.add_argument("--rounds", type=int, default=6, help="alternating (1 process, N processes) rounds")
     ap.add_argument("--promotions", type=int, default=3, help="promotions under load, each through the next replica")
     ap.add_argument("--promotion-seconds", type=float, default=9.0, help="load per promotion round")
     ap.add_argument("--root", type=Path, default=None, help="benchmark files (default: settings)")

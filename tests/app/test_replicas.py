@@ -1,9 +1,9 @@
 """Replicas: real `oirl serve` processes on one PostgreSQL database and one artefact directory.
 
 What a multi-replica deployment relies on (docs/deploy.md), each checked across processes:
-a promotion through one replica is served by every replica (three here) within a poll or two; a job posted
-to one replica runs once, whichever picks it up, and every replica reports it; a decision made
-on one replica can be judged through another. The service processes use the hashing
+a promotion through one replica is served by every replica (three here) within a poll or two;
+a job posted to one replica runs once, whichever picks it up, and every replica reports it; a
+decision made on one replica can be judged through another. The service processes use the hashing
 embedder (no encoder to load), so each is ready in a few seconds.
 """
 
