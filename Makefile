@@ -16,7 +16,7 @@ export OIRL_MIRROR_DIR ?= $(MIRROR)
 endif
 
 .PHONY: run test install lint bench bench-agree bench-import bench-quality bench-train bench-embed bench-serve bench-encoders bench-rlhf \
-	bench-ope bench-loop bench-partial bench-decisions clean
+	bench-ope bench-loop bench-partial bench-decisions bench-replicas clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -68,6 +68,10 @@ bench-agree: install
 
 bench-serve: install
 	$(BIN)/python benchmarks/serve.py
+
+# 3 `oirl serve` processes on one PostgreSQL (a scratch database on OIRL_BENCH_DATABASE_URL's server).
+bench-replicas: install
+	$(BIN)/python benchmarks/replicas.py $(if $(OIRL_MIRROR_DIR),--root $(OIRL_MIRROR_DIR))
 
 bench-encoders: install
 	$(BIN)/python benchmarks/encoders.py --agreement

@@ -17,9 +17,11 @@ nothing on these small matrices).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,33 @@ class ThreadPlan:
 
 
 def available_cores() -> int:
+    """CPUs this process may use: its affinity, capped by a container's CPU limit. In a pod the
+    affinity is the whole node (say 32 cores) while a 2-CPU limit throttles every thread past
+    two; planning 16 encoder threads there would make each query wait on the quota."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    limit = cgroup_cpu_limit()
+    return max(1, min(cores, math.ceil(limit))) if limit else cores
+
+
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The CPU limit of this process's cgroup in CPUs (cgroup v2 ``cpu.max``, else v1's CFS quota),
+    or None when there is none (``max`` / ``-1``) or it cannot be read."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    for v1 in ("cpu", "cpu,cpuacct"):
+        try:
+            quota = int((root / v1 / "cpu.cfs_quota_us").read_text())
+            period = int((root / v1 / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        return quota / period if quota > 0 and period > 0 else None
+    return None
 
 
 def plan_threads(workers: int = 1, cores: int | None = None) -> ThreadPlan:
