@@ -27,7 +27,6 @@ import asyncio
 import json
 import math
 import sys
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +34,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from oirl.feedback import new_decision_id
 from oirl.hashing import text_sha256
 from oirl.registry import LoadedModel
 from oirl.select import apply_policy
@@ -180,7 +180,7 @@ class Selector:
     # ----------------------------------------------------------- internals
     def _decide(self, item: Item, scored: Scored, hit: bool) -> Answer:
         """This request's own decision: a fresh id, and a draw from the task's exploration policy."""
-        decision_id = uuid.uuid4().hex
+        decision_id = new_decision_id()
         if item.exploration.explores:
             explorable = np.array(item.explorable or (False,) * len(item.candidates), dtype=bool)
             pi = action_probabilities(scored.scores, scored.greedy, explorable, item.exploration,

@@ -14,6 +14,8 @@ retention are ``expired`` (their context is about to be deleted), ids never issu
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -28,6 +30,27 @@ from oirl.store.engine import transaction
 from oirl.store.logs import import_observations
 from oirl.store.models import Decision, Prompt, Task
 from oirl.validation import SafeText
+
+
+def new_decision_id() -> str:
+    """32 hex digits: the issuing time in milliseconds since the epoch (12 digits), then 80 random bits.
+
+    Time first, as in a UUIDv7: whoever receives the feedback can tell a decision made a moment ago
+    on another replica, whose decision log has not written it yet, from one that was never issued."""
+    return f"{int(time.time() * 1000) & (16**12 - 1):012x}{secrets.token_hex(10)}"
+
+
+def seconds_since_issued(decision_id: str, now: float | None = None) -> float | None:
+    """How long ago ``new_decision_id`` made this id; None for ids of another shape (older ones)."""
+    if len(decision_id) != 32:
+        return None
+    try:
+        issued_ms = int(decision_id[:12], 16)
+        int(decision_id[12:], 16)
+    except ValueError:
+        return None
+    return (time.time() if now is None else now) - issued_ms / 1000
+
 
 Status = Literal["recorded", "already_recorded", "unknown", "expired", "conflict"]
 HTTP_STATUS = {"recorded": 200, "already_recorded": 200, "unknown": 404, "expired": 410, "conflict": 409}

@@ -113,6 +113,30 @@ def test_the_schema_check_is_not_a_no_op():
         kubernetes_validate.validate(broken, KUBERNETES_VERSIONS[-1], strict=True)
 
 
+def test_kustomize_renders_the_set_and_every_rendered_resource_validates():
+    """What a cluster would be sent: kustomize's own rendering (images, labels applied), where a
+    kubectl is installed (its kustomize is built in); the schemas above only saw the files one by one."""
+    import shutil
+    import subprocess
+
+    import kubernetes_validate
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed (its built-in kustomize renders the set)")
+    run = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    rendered = [d for d in yaml.safe_load_all(run.stdout) if d]
+    assert sorted(d["kind"] for d in rendered) == sorted(resources())
+    for doc in rendered:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSIONS[-1], strict=True)
+    (image,) = kustomization()["images"]
+    deployment = next(d for d in rendered if d["kind"] == "Deployment")
+    tag = f"{image.get('newName', image['name'])}:{image['newTag']}" if "newTag" in image else None
+    if tag:
+        assert {c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]} == {tag}
+
+
 def test_the_kustomization_lists_every_manifest_and_names_the_image():
     k = kustomization()
     on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
@@ -10,7 +12,7 @@ from app.errors import ProblemError
 from app.routes import AUTH, problems
 from app.schemas.feedback import FeedbackBatchIn, FeedbackBatchOut, FeedbackOut
 from app.service import Service
-from oirl.feedback import HTTP_STATUS, Feedback, FeedbackResult, record_feedback
+from oirl.feedback import HTTP_STATUS, Feedback, FeedbackResult, record_feedback, seconds_since_issued
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 
@@ -29,7 +31,24 @@ def _judge(service: Service, items: list[Feedback]) -> list[FeedbackResult]:
         again = record_feedback(service.factory, [items[n] for n in unknown], retention)
         for n, r in zip(unknown, again, strict=True):
             results[n] = r
+        _wait_for_other_replicas(service, items, results)
     return results
+
+
+def _wait_for_other_replicas(service: Service, items: list[Feedback], results: list[FeedbackResult]) -> None:
+    """A decision made a moment ago by another replica reaches the store at that replica's next flush:
+    look again until every unknown id is older than two flush intervals (plus a second of clock skew
+    between machines), then it really is unknown. Ids issued long ago are answered at once."""
+    window = 2 * service.settings.decision_flush_seconds + 1.0
+    while True:
+        recent = [n for n, r in enumerate(results) if r.status == "unknown"
+                  and (age := seconds_since_issued(items[n].decision_id)) is not None and -1.0 <= age < window]
+        if not recent:
+            return
+        time.sleep(min(0.1, window))
+        again = record_feedback(service.factory, [items[n] for n in recent], service.settings.decision_retention_days)
+        for n, r in zip(recent, again, strict=True):
+            results[n] = r
 
 
 @router.post("", response_model=FeedbackOut, dependencies=[AdminDep],

@@ -177,3 +177,31 @@ def test_feedback_finds_a_decision_written_while_it_was_looking(settings, minilm
         did = c.post("/v1/select", json={"query": "What is 31 + 11?"}).json()["decision_id"]
         r = c.post("/v1/feedback", json={"decision_id": did, "correct": True}, headers=auth)
     assert calls[0] == ["unknown"] and r.status_code == 200 and r.json()["status"] == "recorded", (calls, r.text)
+
+
+def test_feedback_through_another_replica_waits_for_a_decision_made_a_moment_ago(settings, minilm,
+                                                                                 training_embedder, auth):
+    """Two replicas on one store. Replica A writes its decisions every 0.5 s; feedback sent to B right after
+    A's answer finds the decision once A has written it (the id says it was issued a moment ago), instead
+    of a 404. An id that was never issued is still a 404, and at once when it does not look recent."""
+    import time
+
+    from oirl.feedback import new_decision_id, seconds_since_issued
+
+    slow_writer = settings.model_copy(update={"decision_flush_seconds": 0.5})
+    with start_client(slow_writer, minilm, training_embedder) as a, start_client(settings, minilm,
+                                                                                training_embedder) as b:
+        wait_ready(a), wait_ready(b)
+        did = a.post("/v1/select", json={"query": "What is 12 + 30?"}).json()["decision_id"]
+        assert 0 <= seconds_since_issued(did) < 1
+        r = b.post("/v1/feedback", json={"decision_id": did, "correct": True}, headers=auth)
+        assert r.status_code == 200 and r.json()["status"] == "recorded", r.text
+
+        started = time.monotonic()
+        fresh = b.post("/v1/feedback", json={"decision_id": new_decision_id(), "correct": True}, headers=auth)
+        waited = time.monotonic() - started
+        assert fresh.status_code == 404 and 1.0 <= waited < 5, (fresh.text, waited)
+
+        started = time.monotonic()
+        old_shape = b.post("/v1/feedback", json={"decision_id": "e" * 32, "correct": True}, headers=auth)
+        assert old_shape.status_code == 404 and time.monotonic() - started < 1.0
