@@ -40,12 +40,15 @@ class PromptRewardModel:
     refit: after early stopping, retrain on every row for the best number of rounds.
     random_state: seeds the validation split and the backend.
     embedder: identity dict of the embedder that made the inputs (recorded, never used to embed).
+    client: a ``distributed.Client``: the backend is trained on its cluster (lightgbm, xgboost). Where the
+        model is trained, not what it is: not a parameter of the saved model.
     """
 
     def __init__(self, backend: str = "lightgbm", params: dict | None = None, features: str = "concat+knn",
                  validation_fraction: float = 0.1, refit: bool = True, random_state: int = 0,
-                 embedder: dict | None = None, knn: dict | None = None):
+                 embedder: dict | None = None, knn: dict | None = None, client=None):
         check_feature_set(features)
+        self.client = client
         self.knn = knn
         self.backend = backend
         self.params = params
@@ -81,20 +84,20 @@ class PromptRewardModel:
             self.memory_ = self._memory(query_emb, prompt_emb, qid, pid, y, w, np.ones(len(y), bool))
             X_all = np.hstack([X_all, self.memory_.rows(qid, pid)])
         if val.any():
-            probe = make_backend(self.backend, params).fit(X[~val], y[~val], w[~val], X[val], y[val], w[val])
+            probe = self._new_backend(params).fit(X[~val], y[~val], w[~val], X[val], y[val], w[val])
             self.probe_ = (probe, probe_memory if uses_neighbours(self.features) else None)
             self.validation_proba_ = probe.predict(X[val])
             self.validation_log_loss_ = weighted_log_loss(y[val], self.validation_proba_, w[val])
             self.n_rounds_ = probe.best_iteration_
             if self.refit:
-                self.backend_ = make_backend(self.backend, params).fit(X_all, y, w, n_rounds=self.n_rounds_)
+                self.backend_ = self._new_backend(params).fit(X_all, y, w, n_rounds=self.n_rounds_)
             else:
                 self.backend_ = probe
                 if uses_neighbours(self.features):
                     self.memory_ = probe_memory
         else:
             self.validation_proba_, self.validation_log_loss_, self.probe_ = np.zeros(0), None, None
-            self.backend_ = make_backend(self.backend, params).fit(X_all, y, w)
+            self.backend_ = self._new_backend(params).fit(X_all, y, w)
             self.n_rounds_ = self.backend_.best_iteration_
         self.n_features_in_ = int(X_all.shape[1])
         self.training_summary_ = {"n_rows": int(len(y)), "n_outcomes": float(w.sum()),
@@ -102,6 +105,9 @@ class PromptRewardModel:
                                   "n_groups": int(len(np.unique(groups))),
                                   "n_validation_groups": int(len(np.unique(np.asarray(groups)[val])))}
         return self
+
+    def _new_backend(self, params: dict):
+        return make_backend(self.backend, params, self.client)
 
     def _memory(self, query_emb, prompt_emb, qid, pid, y, w, use) -> NeighbourMemory:
         """Per (query group, prompt) logged success rates from the rows in ``use`` (NaN elsewhere)."""

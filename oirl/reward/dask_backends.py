@@ -1,0 +1,113 @@
+"""The LightGBM and XGBoost backends trained by the engines' own Dask estimators on a cluster.
+
+Same interface, parameters and saved file as the local backends (they subclass them): only
+``fit`` differs, so a model trained on a cluster predicts, saves and loads exactly like a local
+one. The client holds the feature matrix; ``oirl.distributed.scatter_rows`` sends its row
+partitions to the workers, where the trees are grown data-parallel.
+
+Early stopping follows the local rule (weighted log loss on the same validation rows, patience
+``early_stopping_rounds``, keep the best round). XGBoost's Dask trainer does it natively
+(its metrics are all-reduced). LightGBM's Dask estimator does not support early stopping:
+each worker would judge its own slice of the validation rows and stop at a different round,
+and the others then hang waiting for it (LightGBM issues #3712, #6351). Here every worker gets
+the *whole* validation set in ``_GlobalEarlyStopping``; data-parallel workers hold identical
+trees, so they compute the same loss and stop at the same round.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oirl.reward.backends import LightGBMBackend, XGBoostBackend
+
+
+def _partitions(client) -> int:
+    """Two row partitions per worker: enough to balance, few enough to keep per-partition overhead small."""
+    return 2 * max(1, len(client.nthreads()))
+
+
+class _GlobalEarlyStopping:
+    """LightGBM callback, run on every worker: weighted log loss of the whole validation set after each round.
+
+    The raw scores are updated with the newest tree only, so each round costs one tree's prediction."""
+
+    order = 30  # after LightGBM's own callbacks, like lgb.early_stopping
+
+    def __init__(self, X_val: np.ndarray, y_val: np.ndarray, w_val: np.ndarray, patience: int):
+        self.X_val, self.y_val, self.w_val, self.patience = X_val, y_val, w_val, patience
+        self.raw: np.ndarray | None = None
+        self.best_loss, self.best_iteration = np.inf, 0
+
+    def __call__(self, env) -> None:
+        from lightgbm.callback import EarlyStopException
+
+        from oirl.reward.model import weighted_log_loss
+
+        if self.raw is None:
+            self.raw = np.zeros(len(self.y_val))
+        self.raw += env.model.predict(self.X_val, start_iteration=env.iteration, num_iteration=1, raw_score=True)
+        loss = weighted_log_loss(self.y_val, 1.0 / (1.0 + np.exp(-self.raw)), self.w_val)
+        if loss < self.best_loss:
+            self.best_loss, self.best_iteration = loss, env.iteration
+        last = env.iteration == env.end_iteration - 1
+        if last or env.iteration - self.best_iteration >= self.patience:
+            raise EarlyStopException(self.best_iteration, [("valid", "binary_logloss", self.best_loss, False)])
+
+
+class DaskLightGBMBackend(LightGBMBackend):
+    """``lightgbm.DaskLGBMClassifier`` on the client's cluster; threads per worker are the worker's own."""
+
+    def __init__(self, params: dict | None = None, client=None):
+        super().__init__(params)
+        self.client = client
+
+    def fit(self, X, y, w, X_val=None, y_val=None, w_val=None, n_rounds=None):
+        import lightgbm as lgb
+
+        from oirl.distributed import scatter_rows
+
+        params = {k: v for k, v in self.params.items() if k not in ("n_rounds", "early_stopping_rounds")}
+        params["verbosity"] = -1
+        callbacks = []
+        if X_val is not None and n_rounds is None:
+            callbacks = [_GlobalEarlyStopping(np.asarray(X_val), np.asarray(y_val), np.asarray(w_val),
+                                              self.params["early_stopping_rounds"])]
+        dX, dy, dw = scatter_rows(self.client, [np.asarray(X), np.asarray(y), np.asarray(w)],
+                                  _partitions(self.client))
+        model = lgb.DaskLGBMClassifier(client=self.client, n_estimators=n_rounds or self.params["n_rounds"],
+                                       **params)
+        with self.client.as_current():  # lightgbm.dask waits on its parts with the *current* client
+            model.fit(dX, dy, sample_weight=dw, callbacks=callbacks)
+        self.booster_ = model.to_local().booster_
+        self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
+        return self
+
+
+class DaskXGBoostBackend(XGBoostBackend):
+    """``xgboost.dask.train`` on the client's cluster; threads per worker are the worker's own."""
+
+    def __init__(self, params: dict | None = None, client=None):
+        super().__init__(params)
+        self.client = client
+
+    def fit(self, X, y, w, X_val=None, y_val=None, w_val=None, n_rounds=None):
+        from xgboost import dask as dxgb
+
+        from oirl.distributed import scatter_rows
+
+        p = {k: v for k, v in self.params.items() if k not in ("n_rounds", "early_stopping_rounds")}
+        n_parts = _partitions(self.client)
+        with self.client.as_current():  # xgboost.dask looks the client up as the current one
+            dtrain = dxgb.DaskDMatrix(self.client, *scatter_rows(self.client, [X, y], n_parts),
+                                      weight=scatter_rows(self.client, [w], n_parts)[0])
+            evals, stop = [], None
+            if X_val is not None and n_rounds is None and self.params["early_stopping_rounds"]:
+                vX, vy, vw = scatter_rows(self.client, [X_val, y_val, w_val], n_parts)
+                evals = [(dxgb.DaskDMatrix(self.client, vX, vy, weight=vw), "valid")]
+                stop = self.params["early_stopping_rounds"]
+            out = dxgb.train(self.client, p, dtrain, num_boost_round=n_rounds or self.params["n_rounds"],
+                             evals=evals, early_stopping_rounds=stop, verbose_eval=False)
+        self.booster_ = out["booster"]
+        best = getattr(self.booster_, "best_iteration", None) if stop else None
+        self.best_iteration_ = int(best) + 1 if best is not None else int(self.booster_.num_boosted_rounds())
+        return self
