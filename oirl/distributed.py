@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -60,6 +61,25 @@ def connect(address: str, timeout: float = 10.0):
         client.close()
         raise ClusterError(f"the Dask scheduler at {address!r} has no workers (waited {timeout:g} s)") from exc
     return client
+
+
+@contextmanager
+def training_engine(settings, address: str | None = None, backend: str = "lightgbm", local_embedder=None):
+    """``(embedder, client)`` for one training run: the Dask cluster's when ``address`` (or
+    ``settings.dask_scheduler``) is set, connected for this run only and closed after; else this process's
+    ``local_embedder`` (default: the cached ``make_embedder(settings)``) and no client."""
+    address = address or settings.dask_scheduler
+    if not address:
+        from oirl.embed import make_embedder
+
+        yield local_embedder or make_embedder(settings, progress=True), None
+        return
+    check_backend(backend)
+    client = connect(address, timeout=settings.dask_connect_timeout)
+    try:
+        yield ClusterEmbedder.from_settings(settings, client), client
+    finally:
+        client.close()
 
 
 @dataclass(frozen=True)
@@ -127,6 +147,14 @@ class ClusterEmbedder:
     @cached_property
     def identity(self) -> EmbedderIdentity:
         return self.client.submit(_worker_identity, self.spec, pure=False).result()
+
+    def warm(self) -> None:
+        """Load the embedder on every worker now (one task pinned to each), not inside the first partitions."""
+        futures = [self.client.submit(_worker_identity, self.spec, workers=[w], allow_other_workers=False,
+                                      pure=False) for w in self.client.nthreads()]
+        identities = {f.result() for f in futures}
+        if len(identities) != 1:
+            raise ClusterError(f"the workers load different embedders: {sorted(i.key for i in identities)}")
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         from distributed import as_completed

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -100,6 +99,7 @@ def train(task: TaskOpt = None, llm: LlmOpt = None, backend: BackendOpt = "light
 
     The same code as POST /admin/retrain: held-out questions judge it against the current
     champion (the gate); promote it with `oirl models promote VERSION`."""
+    from oirl.distributed import ClusterError, training_engine
     from oirl.jobs import JobError, RetrainParams, retrain
     from oirl.settings import get_settings
 
@@ -110,36 +110,15 @@ def train(task: TaskOpt = None, llm: LlmOpt = None, backend: BackendOpt = "light
                propensity_clip=propensity_clip)
     registry = _registry(factory)
     settings = get_settings()
-    with _training_engine(settings, dask, p.backend) as (embedder, client):
+    with user_errors(ClusterError, JobError), training_engine(settings, dask, p.backend) as (embedder, client):
         where = f" on the Dask cluster at {client.scheduler.address}" if client is not None else ""
         typer.echo(f"training a {p.backend} reward model on task {chosen!r} ({p.features} features){where} ...")
-        with user_errors(JobError):
-            info, metrics = retrain(factory, registry, embedder, p, champion=_champion(registry, chosen),
-                                    min_gate_queries=settings.gate_min_queries,
-                                    min_lower_bound=settings.gate_min_lower_bound, client=client)
+        info, metrics = retrain(factory, registry, embedder, p, champion=_champion(registry, chosen),
+                                min_gate_queries=settings.gate_min_queries,
+                                min_lower_bound=settings.gate_min_lower_bound, client=client)
     typer.echo(f"registered v{info.id} as challenger of task {chosen!r}")
     typer.echo(f"gate: {describe_gate(metrics['gate'])}")
     typer.echo(f"promote with: oirl models promote {info.id}")
-
-
-@contextmanager
-def _training_engine(settings, address: str | None, backend: str):
-    """(embedder, Dask client or None): the cluster's when a scheduler is given or configured, else this process's."""
-    from oirl.embed import make_embedder
-
-    address = address or settings.dask_scheduler
-    if not address:
-        yield make_embedder(settings, progress=True), None
-        return
-    from oirl.distributed import ClusterEmbedder, ClusterError, check_backend, connect
-
-    with user_errors(ClusterError):
-        check_backend(backend)
-        client = connect(address, timeout=settings.dask_connect_timeout)
-    try:
-        yield ClusterEmbedder.from_settings(settings, client), client
-    finally:
-        client.close()
 
 
 def describe_gate(gate: dict) -> str:
