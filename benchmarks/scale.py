@@ -144,6 +144,7 @@ def run(mode: str, texts: list[str], big: pd.DataFrame, logs: pd.DataFrame, embe
         result["train_seconds"] = round(time.perf_counter() - t0, 1)
         print(f"[{mode}] trained in {result['train_seconds']} s ({trained.model.n_rounds_} rounds)", flush=True)
     result["peak_rss_mib"] = {name: round(v) for name, v in rss.peaks.items()}
+    result["train_seconds_breakdown"] = {k: round(v, 1) for k, v in trained.model.fit_seconds_.items()}
     result["rounds"] = int(trained.model.n_rounds_)
     result["validation_log_loss"] = trained.model.validation_log_loss_
     result["training_rows"] = trained.model.training_summary_["n_rows"]
