@@ -149,8 +149,16 @@ def run(mode: str, texts: list[str], big: pd.DataFrame, logs: pd.DataFrame, embe
     result["validation_log_loss"] = trained.model.validation_log_loss_
     result["training_rows"] = trained.model.training_summary_["n_rows"]
     result["paper_test_accuracy_argmax"] = paper_accuracy(trained.model, logs, embedder)
-    result["loadavg_at_end"] = os.getloadavg()
     print(f"[{mode}] accuracy {result['paper_test_accuracy_argmax']:.4f}", flush=True)
+    if args.extra_seeds:  # the seed-to-seed spread: what a difference between (a) and (b) is to be compared with
+        result["accuracy_by_seed"] = {args.seed: result["paper_test_accuracy_argmax"]}
+        for seed in range(args.seed + 1, args.seed + 1 + args.extra_seeds):
+            again = fit_reward_model(big, embedder, backend=args.backend, features=args.features,
+                                     random_state=seed, client=client)
+            result["accuracy_by_seed"][seed] = paper_accuracy(again.model, logs, embedder)
+            print(f"[{mode}] seed {seed}: accuracy {result['accuracy_by_seed'][seed]:.4f}", flush=True)
+        result["mean_accuracy_over_seeds"] = float(np.mean(list(result["accuracy_by_seed"].values())))
+    result["loadavg_at_end"] = os.getloadavg()
     return result, vectors
 
 
@@ -164,6 +172,8 @@ def main() -> None:
     ap.add_argument("--backend", default="lightgbm", choices=("lightgbm", "xgboost"))
     ap.add_argument("--features", default="concat+knn")
     ap.add_argument("--seed", type=int, default=0, help="seeds the perturbations, the validation split, the trees")
+    ap.add_argument("--extra-seeds", type=int, default=0,
+                    help="also train with the next N seeds (same embeddings, untimed) and report every accuracy")
     ap.add_argument("--modes", default="local,cluster", help="which of local,cluster to run, in this order")
     ap.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     args = ap.parse_args()
@@ -228,6 +238,9 @@ def main() -> None:
             "embed_speedup": a["embed_seconds"] / b["embed_seconds"],
             "train_speedup": a["train_seconds"] / b["train_seconds"],
         }
+        if args.extra_seeds:
+            result["comparison"]["mean_accuracy_difference_over_seeds"] = (
+                b["mean_accuracy_over_seeds"] - a["mean_accuracy_over_seeds"])
     result["loadavg_at_end"] = os.getloadavg()
     write(args.out, result)
     print(json.dumps(result, indent=2))
