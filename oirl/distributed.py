@@ -20,6 +20,7 @@ is imported and everything runs in one process as before. What runs where:
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,22 +99,27 @@ class EmbedderSpec:
                    str(settings.encoder_dir) if settings.encoder_dir else None)
 
 
-@functools.lru_cache(maxsize=4)
+_loading = threading.Lock()
+
+
 def _worker_embedder(spec: EmbedderSpec) -> Embedder:
-    """Runs on a worker: the embedder is loaded once per worker process and reused by every partition."""
+    """Runs on a worker: the embedder is loaded once per worker process and reused by every partition
+    (the lock: a worker's threads starting their first partitions together must not each load one)."""
+    with _loading:
+        return _load_embedder(spec)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_embedder(spec: EmbedderSpec) -> Embedder:
     from oirl.embed import make_embedder
     from oirl.settings import Settings
 
-    try:  # the encoder gets the threads the worker was started with (one partition runs per thread)
-        from distributed import get_worker
-
-        threads = get_worker().state.nthreads
-    except (ImportError, ValueError):
-        threads = None
     overrides = {"embedder": spec.name, "encoder": spec.encoder, "encoder_sub_batch": spec.sub_batch}
     if spec.encoder_dir:
         overrides["encoder_dir"] = spec.encoder_dir
-    return make_embedder(Settings(**overrides), cache=False, progress=False, threads=threads)
+    # One intra-op thread per call: a worker runs one partition per thread at once, so its cores fill up by
+    # partitions, never oversubscribed by each call also spreading over all of them.
+    return make_embedder(Settings(**overrides), cache=False, progress=False, threads=1)
 
 
 def _embed_partition(spec: EmbedderSpec, texts: list[str]) -> tuple[str, np.ndarray]:

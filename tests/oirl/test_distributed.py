@@ -13,7 +13,7 @@ from toy_logs import FAST, fruit_logs
 
 distributed = pytest.importorskip("distributed")
 
-from oirl.distributed import ClusterEmbedder, ClusterError, EmbedderSpec, _worker_embedder, connect  # noqa: E402
+from oirl.distributed import ClusterEmbedder, ClusterError, EmbedderSpec, _load_embedder, connect  # noqa: E402
 from oirl.embed import EmbeddingCache, make_embedder  # noqa: E402
 from oirl.reward import fit_reward_model  # noqa: E402
 from oirl.settings import Settings  # noqa: E402
@@ -46,7 +46,7 @@ def test_cluster_embeddings_equal_local_ones_and_the_cache_is_filled_in_bulk(cli
     np.testing.assert_array_equal(vectors, local.encode(texts))
     assert embedder.n_embedded_ == 3000 and cache.count(local.identity.key) == 3000
     # both workers took part, and each built its embedder once for all its partitions
-    loads = client.run(lambda: _worker_embedder.cache_info())
+    loads = client.run(lambda: _load_embedder.cache_info())
     assert len(loads) == 2 and all(info.misses == 1 and info.hits >= 1 for info in loads.values()), loads
 
     again = embedder.encode(list(reversed(texts)))
