@@ -20,33 +20,49 @@ import numpy as np
 
 from oirl.reward.backends import LightGBMBackend, XGBoostBackend
 
+WHOLE_VALIDATION = "whole_validation"
+
 
 def _partitions(client) -> int:
     """Two row partitions per worker: enough to balance, few enough to keep per-partition overhead small."""
     return 2 * max(1, len(client.nthreads()))
 
 
-class _GlobalEarlyStopping:
-    """LightGBM callback, run on every worker: weighted log loss of the whole validation set after each round.
+class _AddWholeValidationSet:
+    """LightGBM callback, before the first round on every worker: the whole validation set joins the booster,
+    binned like the training set, so LightGBM updates its scores tree by tree (a full prediction per round
+    cost 4 µs per validation row per round). Before, not after: the evaluation recorders see it from round 0."""
 
-    The raw scores are updated with the newest tree only, so each round costs one tree's prediction."""
+    before_iteration = True
+
+    def __init__(self, X_val: np.ndarray, y_val: np.ndarray, w_val: np.ndarray):
+        self.data: tuple | None = (X_val, y_val, w_val)
+
+    def __call__(self, env) -> None:
+        import lightgbm as lgb
+
+        if self.data is not None:
+            X_val, y_val, w_val = self.data
+            env.model.add_valid(lgb.Dataset(X_val, label=y_val, weight=w_val, reference=env.model.train_set),
+                                WHOLE_VALIDATION)
+            self.data = None  # LightGBM holds it, binned
+
+
+class _GlobalEarlyStopping:
+    """LightGBM callback, after each round on every worker: lgb.early_stopping's rule on the whole validation
+    set. Data-parallel workers hold the same trees and the same rows there, so they stop at the same round."""
 
     order = 30  # after LightGBM's own callbacks, like lgb.early_stopping
 
-    def __init__(self, X_val: np.ndarray, y_val: np.ndarray, w_val: np.ndarray, patience: int):
-        self.X_val, self.y_val, self.w_val, self.patience = X_val, y_val, w_val, patience
-        self.raw: np.ndarray | None = None
+    def __init__(self, patience: int):
+        self.patience = patience
         self.best_loss, self.best_iteration = np.inf, 0
 
     def __call__(self, env) -> None:
         from lightgbm.callback import EarlyStopException
 
-        from oirl.reward.model import weighted_log_loss
-
-        if self.raw is None:
-            self.raw = np.zeros(len(self.y_val))
-        self.raw += env.model.predict(self.X_val, start_iteration=env.iteration, num_iteration=1, raw_score=True)
-        loss = weighted_log_loss(self.y_val, 1.0 / (1.0 + np.exp(-self.raw)), self.w_val)
+        loss = next(value for name, metric, value, _ in env.model.eval_valid()
+                    if name == WHOLE_VALIDATION and metric == "binary_logloss")
         if loss < self.best_loss:
             self.best_loss, self.best_iteration = loss, env.iteration
         last = env.iteration == env.end_iteration - 1
@@ -70,8 +86,8 @@ class DaskLightGBMBackend(LightGBMBackend):
         params["verbosity"] = -1
         callbacks = []
         if X_val is not None and n_rounds is None:
-            callbacks = [_GlobalEarlyStopping(np.asarray(X_val), np.asarray(y_val), np.asarray(w_val),
-                                              self.params["early_stopping_rounds"])]
+            callbacks = [_AddWholeValidationSet(np.asarray(X_val), np.asarray(y_val), np.asarray(w_val)),
+                         _GlobalEarlyStopping(self.params["early_stopping_rounds"])]
         dX, dy, dw = scatter_rows(self.client, [np.asarray(X), np.asarray(y), np.asarray(w)],
                                   _partitions(self.client))
         model = lgb.DaskLGBMClassifier(client=self.client, n_estimators=n_rounds or self.params["n_rounds"],
