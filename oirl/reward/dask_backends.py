@@ -16,6 +16,8 @@ trees, so they compute the same loss and stop at the same round.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from oirl.reward.backends import LightGBMBackend, XGBoostBackend
@@ -92,7 +94,9 @@ class DaskLightGBMBackend(LightGBMBackend):
                                   _partitions(self.client))
         model = lgb.DaskLGBMClassifier(client=self.client, n_estimators=n_rounds or self.params["n_rounds"],
                                        **params)
-        with self.client.as_current():  # lightgbm.dask waits on its parts with the *current* client
+        with self.client.as_current(), warnings.catch_warnings():  # lightgbm.dask waits with the *current* client
+            # The sklearn wrapper always carries n_jobs; lightgbm.dask drops it for each worker's own thread count.
+            warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
             model.fit(dX, dy, sample_weight=dw, callbacks=callbacks)
         self.booster_ = model.to_local().booster_
         self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
