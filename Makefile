@@ -16,7 +16,7 @@ export OIRL_MIRROR_DIR ?= $(MIRROR)
 endif
 
 .PHONY: run test install lint bench bench-agree bench-import bench-quality bench-train bench-embed bench-serve bench-encoders bench-rlhf \
-	bench-ope bench-loop bench-partial bench-decisions bench-replicas clean
+	bench-ope bench-loop bench-partial bench-decisions bench-replicas bench-scale clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench-partial: install
 
 bench-decisions: install
 	$(BIN)/python benchmarks/decision_overhead.py --root $(or $(OIRL_MIRROR_DIR),$(HOME)/.local/share/prompt-oirl/benchmark)
+
+# One process vs a 2-worker Dask LocalCluster on 10 perturbed copies of MAWPS (about an hour on 2 busy cores).
+bench-scale: install
+	nice $(BIN)/python benchmarks/scale.py --root $(or $(OIRL_MIRROR_DIR),$(HOME)/.local/share/prompt-oirl/benchmark) --task mawps --factor 10
 
 bench-train: install
 	$(BIN)/python benchmarks/train_speed.py --dataset mawps

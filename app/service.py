@@ -17,7 +17,16 @@ from sqlalchemy import select, text
 
 from app.metrics import Metrics
 from app.selection import Candidate, Selector
-from oirl.jobs import EVALUATION, RETRAIN, EvaluationParams, JobContext, JobRunner, RetrainParams, run_evaluation
+from oirl.jobs import (
+    EVALUATION,
+    RETRAIN,
+    EvaluationParams,
+    JobContext,
+    JobError,
+    JobRunner,
+    RetrainParams,
+    run_evaluation,
+)
 from oirl.jobs import retrain as run_retrain
 from oirl.jobs.retrain import TRAIN_TMP_PREFIX
 from oirl.registry import ChampionWatcher, LoadedModel, ModelRegistry, load_version
@@ -255,11 +264,20 @@ class Service:
         return self.runner.submit(EVALUATION, asdict(params))
 
     def _retrain_job(self, ctx: JobContext) -> dict:
+        from oirl.distributed import ClusterError, training_engine
+
         params = RetrainParams(**ctx.params)
-        info, metrics = run_retrain(self.factory, self.registry, self.training_embedder, params,
-                                    champion=self.watcher.current(params.task), job_id=ctx.job_id,
-                                    progress=ctx.progress, min_gate_queries=self.settings.gate_min_queries,
-                                    min_lower_bound=self.settings.gate_min_lower_bound)
+        # With OIRL_DASK_SCHEDULER the job connects to the cluster for its own duration: a scheduler that is
+        # down fails this job with the reason, never the service's start or its serving.
+        try:
+            with training_engine(self.settings, backend=params.backend,
+                                 local_embedder=self.training_embedder) as (embedder, client):
+                info, metrics = run_retrain(self.factory, self.registry, embedder, params,
+                                            champion=self.watcher.current(params.task), job_id=ctx.job_id,
+                                            progress=ctx.progress, min_gate_queries=self.settings.gate_min_queries,
+                                            min_lower_bound=self.settings.gate_min_lower_bound, client=client)
+        except ClusterError as exc:
+            raise JobError(str(exc)) from exc
         return {"version": info.id, "task": info.task, "alias": "challenger", "metrics": info.metrics,
                 "promote_url": f"/admin/models/{info.id}/promote"}
 

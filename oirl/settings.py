@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     encoder_dir: Path | None = Field(
         default=None, description="Where the ONNX and static encoders are built once (checksummed); default: "
                                   "`<home>/cache/encoders`. Share it between workers and pods.")
+    dask_scheduler: str | None = Field(
+        default=None, description="Dask scheduler address (e.g. `tcp://10.0.0.5:8786`): `oirl train` embeds the logs "
+                                  "on the cluster's workers and trains LightGBM / XGBoost with their Dask estimators; "
+                                  "unset: everything runs in this process. `oirl train --dask` overrides it.")
+    dask_connect_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds to wait for the Dask scheduler before failing with a clear error.")
     workers: int = Field(
         default=1, ge=1, description="Service worker processes; with the cores available this sets every "
                                      "runtime's threads (oirl/threads.py). `oirl serve --workers` sets it.")

@@ -90,12 +90,16 @@ def train(task: TaskOpt = None, llm: LlmOpt = None, backend: BackendOpt = "light
           max_queries: MaxQueriesOpt = None, seed: SeedOpt = 0,
           propensity_clip: Annotated[float | None, typer.Option(
               help="Weight each observation by 1/max(propensity, CLIP) to undo the logging policy's preferences "
-                   "(e.g. 0.05; default: unweighted).")] = None) -> None:
+                   "(e.g. 0.05; default: unweighted).")] = None,
+          dask: Annotated[str | None, typer.Option(
+              "--dask", metavar="ADDRESS",
+              help="Dask scheduler (tcp://host:8786): embed on its workers and train with LightGBM's / XGBoost's "
+                   "Dask estimators (default: OIRL_DASK_SCHEDULER; unset: this process).")] = None) -> None:
     """Train a reward model on a task's logs and register it as the task's challenger.
 
     The same code as POST /admin/retrain: held-out questions judge it against the current
     champion (the gate); promote it with `oirl models promote VERSION`."""
-    from oirl.embed import make_embedder
+    from oirl.distributed import ClusterError, training_engine
     from oirl.jobs import JobError, RetrainParams, retrain
     from oirl.settings import get_settings
 
@@ -106,11 +110,12 @@ def train(task: TaskOpt = None, llm: LlmOpt = None, backend: BackendOpt = "light
                propensity_clip=propensity_clip)
     registry = _registry(factory)
     settings = get_settings()
-    typer.echo(f"training a {p.backend} reward model on task {chosen!r} ({p.features} features) ...")
-    with user_errors(JobError):
-        info, metrics = retrain(factory, registry, make_embedder(settings, progress=True), p,
-                                champion=_champion(registry, chosen), min_gate_queries=settings.gate_min_queries,
-                                min_lower_bound=settings.gate_min_lower_bound)
+    with user_errors(ClusterError, JobError), training_engine(settings, dask, p.backend) as (embedder, client):
+        where = f" on the Dask cluster at {client.scheduler.address}" if client is not None else ""
+        typer.echo(f"training a {p.backend} reward model on task {chosen!r} ({p.features} features){where} ...")
+        info, metrics = retrain(factory, registry, embedder, p, champion=_champion(registry, chosen),
+                                min_gate_queries=settings.gate_min_queries,
+                                min_lower_bound=settings.gate_min_lower_bound, client=client)
     typer.echo(f"registered v{info.id} as challenger of task {chosen!r}")
     typer.echo(f"gate: {describe_gate(metrics['gate'])}")
     typer.echo(f"promote with: oirl models promote {info.id}")

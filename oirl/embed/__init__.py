@@ -37,7 +37,7 @@ CACHE_FILE = "embeddings.sqlite3"
 
 
 def make_embedder(settings_or_name=None, *, cache: bool | Path = True, progress: bool | None = None,
-                  encoder: str | None = None) -> Embedder:
+                  encoder: str | None = None, threads: int | None = None) -> Embedder:
     """Build the configured embedder.
 
     ``settings_or_name``: a ``Settings`` (uses ``.embedder``, ``.encoder`` and ``.cache_dir``), a
@@ -46,7 +46,8 @@ def make_embedder(settings_or_name=None, *, cache: bool | Path = True, progress:
     give the small deterministic ``HashingBagOfWordsEmbedder`` (tests, smoke runs).
     ``encoder``: ``onnx`` | ``onnx-int8`` | ``static`` | ``torch``; default: the name's tier, else
     ``settings.encoder``. ``cache``: ``True`` for ``<settings.cache_dir>/embeddings.sqlite3``,
-    a directory for a cache there, or ``False`` for none.
+    a directory for a cache there, or ``False`` for none. ``threads``: the ONNX runtime's threads (default:
+    this process's thread plan; a Dask worker passes its own thread count).
     """
     from oirl.settings import Settings, get_settings
     from oirl.threads import current_plan
@@ -71,7 +72,7 @@ def make_embedder(settings_or_name=None, *, cache: bool | Path = True, progress:
     elif encoder == "static":
         inner = StaticEmbedder(name, settings.resolved_encoder_dir)
     else:
-        inner = OnnxEmbedder(name, encoder, settings.resolved_encoder_dir, threads=current_plan().encoder,
+        inner = OnnxEmbedder(name, encoder, settings.resolved_encoder_dir, threads=threads or current_plan().encoder,
                              sub_batch=settings.encoder_sub_batch, progress=progress)
     if cache is False:
         return inner

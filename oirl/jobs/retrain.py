@@ -111,8 +111,12 @@ def judge(trained_model, policy, embedder, held: pd.DataFrame, champion: LoadedM
 
 def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, champion: LoadedModel | None = None,
             job_id: str | None = None, progress=lambda f: None, alias: str | None = CHALLENGER,
-            min_gate_queries: int = 100, min_lower_bound: float = -0.02):
-    """Train, judge against ``champion`` (the task's), register. Returns (VersionInfo, metrics)."""
+            min_gate_queries: int = 100, min_lower_bound: float = -0.02, client=None):
+    """Train, judge against ``champion`` (the task's), register. Returns (VersionInfo, metrics).
+
+    ``client``: a ``distributed.Client``: the reward model trains on its cluster (``oirl.distributed``; pass a
+    ``ClusterEmbedder`` to embed there too). A deployment choice, so not part of ``RetrainParams``."""
+    from oirl.distributed import ClusterError
     from oirl.registry.bundle import ModelBundle, save_bundle
     from oirl.reward import fit_reward_model
     from oirl.select import calibrate_policy
@@ -136,8 +140,8 @@ def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, c
     try:
         trained = fit_reward_model(train, embedder, backend=params.backend, params=params.params,
                                    features=params.features, random_state=params.seed,
-                                   propensity_clip=params.propensity_clip)
-    except ValueError as exc:  # bad backend parameters: the user's mistake, not a crash
+                                   propensity_clip=params.propensity_clip, client=client)
+    except (ValueError, ClusterError) as exc:  # bad backend parameters or combination: the user's mistake
         raise JobError(str(exc)) from exc
     policy = calibrate_policy(trained)
     progress(0.7)

@@ -153,7 +153,14 @@ class XGBoostBackend:
         return self
 
 
-def make_backend(name: str, params: dict | None = None) -> Backend:
+def make_backend(name: str, params: dict | None = None, client=None) -> Backend:
+    """``client``: a ``distributed.Client`` to train LightGBM / XGBoost on its cluster (oirl.reward.dask_backends)."""
+    if client is not None:
+        from oirl.distributed import check_backend
+        from oirl.reward.dask_backends import DaskLightGBMBackend, DaskXGBoostBackend
+
+        check_backend(name)
+        return (DaskLightGBMBackend if name == "lightgbm" else DaskXGBoostBackend)(params, client=client)
     if name == "lightgbm":
         return LightGBMBackend(params)
     if name == "xgboost":

@@ -11,6 +11,8 @@ selection policy, then refits on all rows for the chosen number of rounds.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from oirl.reward.artefact import load_artefact, save_artefact
@@ -40,12 +42,15 @@ class PromptRewardModel:
     refit: after early stopping, retrain on every row for the best number of rounds.
     random_state: seeds the validation split and the backend.
     embedder: identity dict of the embedder that made the inputs (recorded, never used to embed).
+    client: a ``distributed.Client``: the backend is trained on its cluster (lightgbm, xgboost). Where the
+        model is trained, not what it is: not a parameter of the saved model.
     """
 
     def __init__(self, backend: str = "lightgbm", params: dict | None = None, features: str = "concat+knn",
                  validation_fraction: float = 0.1, refit: bool = True, random_state: int = 0,
-                 embedder: dict | None = None, knn: dict | None = None):
+                 embedder: dict | None = None, knn: dict | None = None, client=None):
         check_feature_set(features)
+        self.client = client
         self.knn = knn
         self.backend = backend
         self.params = params
@@ -61,6 +66,7 @@ class PromptRewardModel:
         """Rows are (e(q), e(p), correct). ``sample_weight`` lets one row stand for many identical
         outcomes (the loss is the same); ``groups`` (e.g. query ids) keeps a query's rows together
         in the validation split — default: each distinct query embedding is a group."""
+        started = time.perf_counter()
         X = pair_features(query_emb, prompt_emb, self.features)
         y = np.asarray(y, dtype=np.float32)
         w = np.ones(len(y), np.float32) if sample_weight is None else np.asarray(sample_weight, np.float32)
@@ -80,28 +86,35 @@ class PromptRewardModel:
             X = np.hstack([X_all, probe_memory.rows(qid, pid)])
             self.memory_ = self._memory(query_emb, prompt_emb, qid, pid, y, w, np.ones(len(y), bool))
             X_all = np.hstack([X_all, self.memory_.rows(qid, pid)])
+        self.fit_seconds_ = {"features": time.perf_counter() - started}
         if val.any():
-            probe = make_backend(self.backend, params).fit(X[~val], y[~val], w[~val], X[val], y[val], w[val])
+            probe = self._new_backend(params).fit(X[~val], y[~val], w[~val], X[val], y[val], w[val])
+            self.fit_seconds_["early_stopping_fit"] = time.perf_counter() - started - sum(self.fit_seconds_.values())
             self.probe_ = (probe, probe_memory if uses_neighbours(self.features) else None)
             self.validation_proba_ = probe.predict(X[val])
             self.validation_log_loss_ = weighted_log_loss(y[val], self.validation_proba_, w[val])
             self.n_rounds_ = probe.best_iteration_
             if self.refit:
-                self.backend_ = make_backend(self.backend, params).fit(X_all, y, w, n_rounds=self.n_rounds_)
+                self.backend_ = self._new_backend(params).fit(X_all, y, w, n_rounds=self.n_rounds_)
             else:
                 self.backend_ = probe
                 if uses_neighbours(self.features):
                     self.memory_ = probe_memory
         else:
             self.validation_proba_, self.validation_log_loss_, self.probe_ = np.zeros(0), None, None
-            self.backend_ = make_backend(self.backend, params).fit(X_all, y, w)
+            self.backend_ = self._new_backend(params).fit(X_all, y, w)
             self.n_rounds_ = self.backend_.best_iteration_
         self.n_features_in_ = int(X_all.shape[1])
+        # Where the time went (not saved: it describes the machine, not the model); docs/scale.md uses it.
+        self.fit_seconds_["final_fit"] = time.perf_counter() - started - sum(self.fit_seconds_.values())
         self.training_summary_ = {"n_rows": int(len(y)), "n_outcomes": float(w.sum()),
                                   "positive_rate": float((w * y).sum() / w.sum()),
                                   "n_groups": int(len(np.unique(groups))),
                                   "n_validation_groups": int(len(np.unique(np.asarray(groups)[val])))}
         return self
+
+    def _new_backend(self, params: dict):
+        return make_backend(self.backend, params, self.client)
 
     def _memory(self, query_emb, prompt_emb, qid, pid, y, w, use) -> NeighbourMemory:
         """Per (query group, prompt) logged success rates from the rows in ``use`` (NaN elsewhere)."""

@@ -116,7 +116,7 @@ class TrainedRewardModel:
 
 def fit_reward_model(logs: pd.DataFrame, embedder: Embedder, backend: str = "lightgbm",
                      params: dict | None = None, features: str = "concat+knn", random_state: int = 0,
-                     propensity_clip: float | None = None) -> TrainedRewardModel:
+                     propensity_clip: float | None = None, client=None) -> TrainedRewardModel:
     """Embed the texts (through the embedder's cache) and fit the model on the aggregated outcomes.
 
     Validation groups are distinct query texts, so duplicates of a held-out question never
@@ -124,6 +124,8 @@ def fit_reward_model(logs: pd.DataFrame, embedder: Embedder, backend: str = "lig
     ``propensity_clip``: weight each observation by 1/max(propensity, clip) (``propensity_weights``);
     None trains on the observations as they come. The default prompt (BoTr) is the best by
     self-normalised IPS whenever every row has a propensity, whatever the training weights.
+    ``client``: a ``distributed.Client``: the backend trains on its cluster (``oirl.distributed``); embed on it
+    too by passing a ``ClusterEmbedder``.
     """
     weight = propensity_weights(logs, propensity_clip) if propensity_clip is not None else None
     table = TrainingTable.from_logs(logs, weight)
@@ -132,7 +134,7 @@ def fit_reward_model(logs: pd.DataFrame, embedder: Embedder, backend: str = "lig
     pair, label, w = table.weighted_rows()
     qid, pid = table.query_id[pair], table.prompt_id[pair]
     model = PromptRewardModel(backend=backend, params=params, features=features, random_state=random_state,
-                              embedder=embedder.identity.to_dict())
+                              embedder=embedder.identity.to_dict(), client=client)
     model.fit(q_vec[qid], p_vec[pid], label, sample_weight=w, groups=qid)
 
     # Scatter the held-out predictions and logged success rates into (query, prompt) grids.

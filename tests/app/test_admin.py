@@ -63,6 +63,14 @@ def test_failed_retrain_reports_why(client, auth, wait_job):
     assert r.status_code == 422 and "bogus" in r.json()["detail"]
 
 
+def test_retrain_with_an_unreachable_dask_scheduler_fails_the_job_not_the_service(client, auth, wait_job, settings):
+    settings.dask_scheduler, settings.dask_connect_timeout = "tcp://127.0.0.1:9", 1.0  # nothing listens there
+    r = client.post("/admin/retrain", json={"params": TINY}, headers=auth)
+    job = wait_job(client, r.json()["status_url"], auth)
+    assert job["status"] == "failed" and "cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'" in job["error"]
+    assert client.post("/v1/select", json={"query": "What is 4 + 4?"}).status_code == 200
+
+
 def test_evaluation_job_reports_metrics_and_plot(client, auth, wait_job):
     r = client.post("/v1/evaluations", json={"task": "synth", "params": TINY,
                                              "protocol": "grouped", "n_boot": 200, "test_fraction": 0.3}, headers=auth)
