@@ -3,9 +3,7 @@ and an app on a fresh SQLite store per test (PostgreSQL: a fresh database per te
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
@@ -14,13 +12,12 @@ from service_support import (
     _wait_job,
     make_settings,
     save_model,
+    scratch_database,
     seed_store,
     start_client,
     synthetic_logs,
     wait_ready,
 )
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from oirl.embed import CachedEmbedder, EmbeddingCache, make_embedder
 from oirl.settings import Settings
@@ -66,21 +63,10 @@ def auth() -> dict:
 @pytest.fixture
 def pg_settings(tmp_path, model_dir):
     """A fresh PostgreSQL database per test; skipped without OIRL_TEST_DATABASE_URL."""
-    base = os.environ.get("OIRL_TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("OIRL_TEST_DATABASE_URL not set")
-    name = f"oirl_app_{uuid.uuid4().hex[:10]}"
-    server = make_url(base).set(drivername="postgresql+psycopg")
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    s = make_settings(tmp_path, url)
-    seed_store(url, s.resolved_artefact_dir, model_dir)
-    yield s
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database("oirl_app") as url:
+        s = make_settings(tmp_path, url)
+        seed_store(url, s.resolved_artefact_dir, model_dir)
+        yield s
     shutil.rmtree(tmp_path / "models", ignore_errors=True)
 
 

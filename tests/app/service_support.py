@@ -5,13 +5,20 @@ They live outside conftest.py because several conftest modules share that name, 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from app.main import create_app
 from oirl.registry import ModelRegistry
@@ -155,10 +162,6 @@ def live_server(settings: Settings, minilm, training_embedder, timeout: float = 
 def server_process(settings: Settings, timeout: float = 120.0, **env: str):
     """``uvicorn app.main:create_app --factory`` in its own process, configured through ``OIRL_*``
     like a deployment (the real bundled MiniLM, no test embedder); yields (base URL, pid)."""
-    import os
-    import subprocess
-    import sys
-
     port = free_port()
     config = {"OIRL_HOME": str(settings.home), "OIRL_DATABASE_URL": settings.resolved_database_url,
               "OIRL_ADMIN_TOKEN": TOKEN, "OIRL_RUN_JOBS": "false", "HF_HUB_OFFLINE": "1",
@@ -171,9 +174,34 @@ def server_process(settings: Settings, timeout: float = 120.0, **env: str):
         wait_http_ready(base, timeout, alive=lambda: proc.poll() is None)
         yield base, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
+
+
+def stop_process(proc) -> None:
+    """SIGTERM (a graceful shutdown: queued decisions are written), SIGKILL after 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def scratch_database(prefix: str):
+    """A PostgreSQL database of its own on the server at OIRL_TEST_DATABASE_URL, dropped afterwards (the test
+    is skipped without that URL); yields its URL. Its own database, not a schema: other processes connect too."""
+    base = os.environ.get("OIRL_TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("OIRL_TEST_DATABASE_URL not set")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    server = make_url(base).set(drivername="postgresql+psycopg")
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

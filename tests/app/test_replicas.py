@@ -13,15 +13,23 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from service_support import TINY, TOKEN, free_port, save_model, seed_store, synthetic_logs, wait_http_ready
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from service_support import (
+    TINY,
+    TOKEN,
+    free_port,
+    save_model,
+    scratch_database,
+    seed_store,
+    stop_process,
+    synthetic_logs,
+    wait_http_ready,
+)
+from sqlalchemy import func, select
 
 from oirl.embed import HashingBagOfWordsEmbedder
 from oirl.store.engine import make_engine, make_session_factory
@@ -35,22 +43,9 @@ EMBEDDER = "hashing-bow-64"
 
 
 @pytest.fixture
-def scratch_database():
-    """A database of its own (not a schema of `test`): replicas open their own connections."""
-    base = os.environ.get("OIRL_TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("OIRL_TEST_DATABASE_URL not set")
-    name = f"oirl_replicas_{uuid.uuid4().hex[:10]}"
-    server = make_url(base).set(drivername="postgresql+psycopg")
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def scratch_db():
+    with scratch_database("oirl_replicas") as url:
+        yield url
 
 
 @contextmanager
@@ -68,12 +63,7 @@ def replica(n: int, url: str, artefacts: Path, home: Path):
     try:
         yield f"http://127.0.0.1:{port}", proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 
@@ -94,8 +84,8 @@ def until(check, timeout: float, what: str):
         time.sleep(0.05)
 
 
-def test_replicas_share_champion_jobs_and_decisions(scratch_database, tmp_path):
-    url, artefacts = scratch_database, tmp_path / "artefacts"
+def test_replicas_share_champion_jobs_and_decisions(scratch_db, tmp_path):
+    url, artefacts = scratch_db, tmp_path / "artefacts"
     model = save_model(synthetic_logs(), HashingBagOfWordsEmbedder(64), tmp_path / "bundle")
     seed_store(url, artefacts, model)  # task `synth`, v1 champion
     engine = make_engine(url)
