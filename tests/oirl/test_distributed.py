@@ -70,9 +70,13 @@ def test_a_model_trained_on_the_cluster_matches_the_local_one(client, backend):
     ours, theirs = cluster.validation_scores, local.validation_scores
     assert np.corrcoef(ours.ravel(), theirs.ravel())[0, 1] > 0.85  # measured 0.95-1.0 over runs
     assert (ours.argmax(axis=1) == theirs.argmax(axis=1)).mean() >= 0.85  # measured 0.93-1.0
-    q = embedder.encode(["apple question 9999 about apples", "banana question 9999 about bananas"])
+    # Unseen questions: the cluster's model learnt the query dependence. Judged over 40, not 2: a data-parallel
+    # model is another draw of the procedure, and one borderline question flipped about one run in five.
+    kinds = ["apple", "banana"] * 20
+    q = embedder.encode([f"{k} question {1000 + i} about {k}s and number {1000 + i}" for i, k in enumerate(kinds)])
     p = embedder.encode(["Use the apple method: ", "Use the banana method: "])
-    assert cluster.model.score(q, p).argmax(axis=1).tolist() == [0, 1]
+    picks = cluster.model.score(q, p).argmax(axis=1)
+    assert (picks == np.array([k == "banana" for k in kinds])).mean() >= 0.9, picks
 
 
 def test_the_mlp_backend_is_refused_on_a_cluster(client):
@@ -118,6 +122,45 @@ def test_oirl_train_dask_end_to_end(cluster, monkeypatch, tmp_path):
     assert down.exit_code == 1 and "cannot reach the Dask scheduler" in down.output, down.output
     mlp = invoke("train", "--dask", cluster.scheduler_address, "--backend", "mlp")
     assert mlp.exit_code == 1 and "no Dask trainer" in mlp.output
+    get_settings.cache_clear()
+
+
+def test_a_cli_trained_model_served_and_retrained_over_http_on_the_cluster(cluster, monkeypatch, tmp_path):
+    """Across paths on production-shaped logs: `oirl train --dask` registers a model, the CLI promotes it, the
+    service serves it, and POST /admin/retrain with OIRL_DASK_SCHEDULER trains the next one on the same cluster
+    (the same `training_engine`), judged against the CLI's champion."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from oirl.settings import get_settings
+
+    monkeypatch.setenv("OIRL_EMBEDDER", EMBEDDER)
+    monkeypatch.setenv("OIRL_GATE_MIN_QUERIES", "5")
+    get_settings.cache_clear()
+    production_csv(tmp_path / "prod.csv")
+    assert invoke("data", "import", str(tmp_path / "prod.csv"), "--task", "fruit").exit_code == 0
+    fast = '{"n_rounds": 40, "min_data_in_leaf": 2}'
+    assert "registered v1" in invoke("train", "--dask", cluster.scheduler_address, "--params", fast).output
+    assert invoke("models", "promote", "1").exit_code == 0
+
+    settings = Settings(admin_token="t", dask_scheduler=cluster.scheduler_address, champion_poll_seconds=0.2)
+    auth = {"Authorization": "Bearer t"}
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        deadline = time.monotonic() + 60
+        while c.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, c.get("/readyz").json()
+            time.sleep(0.05)
+        served = c.post("/v1/select", json={"task": "fruit", "query": "apple question 77 about apples"})
+        assert served.status_code == 200 and served.json()["model_version"] == 1, served.text
+        job = c.post("/admin/retrain", json={"task": "fruit", "params": {"n_rounds": 40, "min_data_in_leaf": 2}},
+                     headers=auth).json()
+        while (body := c.get(job["status_url"], headers=auth).json())["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline + 120, body
+            time.sleep(0.1)
+    assert body["status"] == "succeeded", body.get("error")
+    assert body["result"]["version"] == 2 and body["result"]["metrics"]["gate"]["champion_version"] == 1
     get_settings.cache_clear()
 
 
