@@ -121,7 +121,7 @@ def retrain_and_maybe_promote(client: httpx.Client, task: str) -> dict:
             "difference": gate.get("difference"), "ci95": gate.get("ci95"), "n_queries": gate.get("n_queries")}
 
 
-def run_task(client: httpx.Client, dataset: str, texts, outcomes, order, args) -> dict:
+def run_task(client: httpx.Client, dataset: str, texts, outcomes, is_train, order, args) -> dict:
     rng = np.random.default_rng(args.seed)
     client.post("/v1/tasks", json={"name": dataset, "llm": "llama-2-7b-chat", "prompts": PROMPTS}, headers=AUTH)
     cold = order[: args.cold]
@@ -157,7 +157,23 @@ def run_task(client: httpx.Client, dataset: str, texts, outcomes, order, args) -
             events.append({"round": done, **retrain_and_maybe_promote(client, dataset)})
             next_retrain += args.retrain
             print(f"  {dataset} round {done}: {events[-1]}", flush=True)
-    return {"served": np.array(served), "explored": np.array(explored), "events": events}
+    greedy = greedy_on(client, dataset, texts, outcomes, order[~is_train[order]], args.batch)
+    return {"served": np.array(served), "explored": np.array(explored), "events": events, "greedy_test": greedy}
+
+
+def greedy_on(client: httpx.Client, dataset: str, texts, outcomes, questions: np.ndarray, batch: int) -> np.ndarray:
+    """What the loop has learned, without the cost of exploring: the final champion's safe choice on
+    ``questions`` (exploration switched off for these requests; their decisions are never judged)."""
+    r = client.put(f"/v1/tasks/{dataset}/exploration", json={"mode": "greedy"}, headers=AUTH)
+    r.raise_for_status()
+    rewards = []
+    for start in range(0, len(questions), batch):
+        qs = questions[start : start + batch]
+        answers = client.post("/v1/select/batch", json={"task": dataset, "queries": [texts[q] for q in qs]})
+        answers.raise_for_status()
+        chosen = [PROMPTS.index(a["prompt"]["text"]) for a in answers.json()["results"]]
+        rewards += outcomes[qs, chosen].tolist()
+    return np.array(rewards)
 
 
 def run_vw(q_emb: np.ndarray, outcomes: np.ndarray, order: np.ndarray, epsilon: float, seed: int) -> np.ndarray | None:
@@ -210,6 +226,10 @@ def summarise(dataset, res, order, outcomes, offline, botr, vw, is_train, args) 
             m["test_ci95_vs_botr"] = list(paired_bootstrap_ci(s[test], series["always BoTr"][test], groups=groups,
                                                               n_boot=1000))
         out["methods"][name] = m
+    greedy = res["greedy_test"]  # in the order of the test window
+    out["methods"]["loop's final champion, greedy (no exploration)"] = {
+        "cumulative": None, "test_window": float(greedy.mean()), "windows": [],
+        "test_ci95_vs_botr": list(paired_bootstrap_ci(greedy, series["always BoTr"][test], groups=groups, n_boot=1000))}
     if vw is not None:
         out["test_ci95_loop_vs_vw"] = list(paired_bootstrap_ci(res["served"][test], vw[test], groups=groups,
                                                                n_boot=1000))
@@ -259,7 +279,7 @@ def main() -> None:
                 texts, outcomes, is_train = grid(dataset, root)
                 order = stream(is_train, args.rounds, args.seed)
                 offline, botr = offline_choices(texts, outcomes, is_train, embedder)
-                res = run_task(client, dataset, texts, outcomes, order, args)
+                res = run_task(client, dataset, texts, outcomes, is_train, order, args)
                 vw = None if args.no_vw else run_vw(embedder.encode(texts), outcomes, order, args.epsilon, args.seed)
                 report = summarise(dataset, res, order, outcomes, offline, botr, vw, is_train, args)
                 report["seconds"] = round(time.perf_counter() - t0, 1)
@@ -291,7 +311,8 @@ def markdown(reports: list[dict], meta: dict) -> str:
     for r in reports:
         for name, m in r["methods"].items():
             ci = m.get("test_ci95_vs_botr")
-            lines.append(f"| {r['dataset']} | {name} | {m['cumulative']:.3f} | {m['test_window']:.3f} | "
+            cumulative = "-" if m["cumulative"] is None else f"{m['cumulative']:.3f}"
+            lines.append(f"| {r['dataset']} | {name} | {cumulative} | {m['test_window']:.3f} | "
                          + (f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "-") + " |")
     lines += ["", "Retrains (round: verdict, promoted):", ""]
     for r in reports:
@@ -313,6 +334,8 @@ def plot(reports: list[dict], path: Path, window: int) -> None:
     axes = fig.subplots(1, len(reports), squeeze=False)[0]
     for ax, r in zip(axes, reports, strict=True):
         for name, m in r["methods"].items():
+            if not m["windows"]:
+                continue
             x = (np.arange(len(m["windows"])) + 1) * window
             ax.plot(x, m["windows"], label=name, linestyle=":" if name in ("oracle", "always BoTr") else "-")
         ax.axvline(r["rounds"] - r["test_window"], color="gray", linewidth=0.8)

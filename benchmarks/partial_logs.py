@@ -59,9 +59,10 @@ def production_logs(texts, outcomes, train_idx, embedder, seed: int) -> pd.DataF
     return pd.DataFrame(out)
 
 
-def choices(trained, embedder, texts) -> tuple[np.ndarray, np.ndarray]:
-    """(safe choice, argmax choice) on ``texts``, as indices into PROMPTS."""
-    policy = calibrate_policy(trained)
+def choices(trained, embedder, texts, tau_estimator: str = "dr") -> tuple[np.ndarray, np.ndarray]:
+    """(safe choice, argmax choice) on ``texts``, as indices into PROMPTS; τ calibrated off-policy
+    with ``tau_estimator`` where the validation logs are partial."""
+    policy = calibrate_policy(trained, offpolicy_estimator=tau_estimator)
     order = [trained.table.prompts.index(p) for p in PROMPTS]
     scores = trained.model.score(embedder.encode(texts), embedder.encode(trained.table.prompts))[:, order]
     return apply_policy(scores, PROMPTS, policy).choice, best_of_n(scores, PROMPTS).choice
@@ -101,6 +102,9 @@ def main() -> None:
                 rows[f"{name} (safe)"] = truth[np.arange(len(truth)), safe]
                 rows[f"{name} (argmax)"] = truth[np.arange(len(truth)), argmax]
                 rows[f"{name} default"] = truth[:, PROMPTS.index(trained.default_prompt)]
+                if clip is None:  # τ valued by IPS instead of DR: the calibration before stop 18
+                    rows[f"{name} (safe, IPS τ)"] = truth[np.arange(len(truth)),
+                                                          choices(trained, embedder, test_texts, "ips")[0]]
             base = rows["unweighted (safe)"]
             report = {"dataset": dataset, "seed": seed, "n_logged": len(prod), "n_test": len(truth),
                       "logged_mean_reward": float(prod["reward"].mean()), "seconds": round(time.perf_counter() - t0),

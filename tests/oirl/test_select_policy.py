@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -120,3 +121,61 @@ def test_partial_logs_trust_a_model_that_pays_and_not_one_that_does_not():
         tau, summary = _partial_validation(400, informative=False, seed=seed)
         assert math.isinf(tau), summary  # noise: the gain's lower bound is not above zero
         assert summary["safe_value"] == summary["default_value"]
+
+
+def _six_prompt_validation(seed: int, informative: bool, estimator: str):
+    """300 validation queries, 6 prompts, one uniformly logged try each (μ = 1/6). On every query one
+    non-default prompt is right 75% of the time against 50% for the others. An informative model's
+    scores are the true rates plus noise; a noise model is as confident about a random prompt."""
+    from oirl.select.policy import calibrate_margin_offpolicy
+
+    n_q, k = 300, 6
+    rng = np.random.default_rng(seed)
+    p_true = np.full((n_q, k), 0.5)
+    good = rng.integers(1, k, n_q)
+    p_true[np.arange(n_q), good] = 0.75
+    scores = np.clip((p_true if informative else 0.5) + rng.normal(0, 0.05, (n_q, k)), 0, 1)
+    if not informative:
+        scores[np.arange(n_q), rng.integers(1, k, n_q)] += 0.25
+    tried = rng.integers(0, k, n_q)
+    reward = (rng.random(n_q) < p_true[np.arange(n_q), tried]).astype(float)
+    return calibrate_margin_offpolicy(scores, np.arange(n_q), tried, reward, np.full(n_q, 1 / k), 0,
+                                      [str(i) for i in range(k)], estimator=estimator)
+
+
+def test_doubly_robust_calibration_finds_real_gains_ips_misses_without_trusting_noise():
+    """Why τ is valued by DR on partial logs: with μ = 1/6 the IPS gain is too noisy to pass the
+    cross-fitted lower bound even when the model is right (measured over 100 seeds: IPS trusted the
+    informative model in 22%, DR in 49%; the noise model 4% and 7%, the test's 5% level)."""
+    seeds = range(40)
+    trusted = {est: sum(math.isfinite(_six_prompt_validation(s, True, est)[0]) for s in seeds)
+               for est in ("ips", "dr")}
+    assert trusted["dr"] >= trusted["ips"] + 5, trusted
+    false_trust = sum(math.isfinite(_six_prompt_validation(s, False, "dr")[0]) for s in seeds)
+    assert false_trust <= 6, false_trust  # about the one-sided 5% level, far from the informative rate
+    with pytest.raises(ValueError, match="estimator"):
+        _six_prompt_validation(0, True, "snips")
+
+
+def test_a_few_full_grids_among_partial_logs_do_not_pick_tau_alone():
+    """Decisions fill a handful of questions' grids by chance; τ must still be valued off-policy over
+    every validation query, not scanned on those few."""
+    from types import SimpleNamespace
+
+    from oirl.select import calibrate_policy
+
+    rng = np.random.default_rng(0)
+    n_q, k = 200, 3
+    outcomes = np.full((n_q, k), np.nan)
+    tried = rng.integers(0, k, n_q)
+    reward = rng.integers(0, 2, n_q).astype(float)
+    outcomes[np.arange(n_q), tried] = reward
+    outcomes[:4] = rng.integers(0, 2, (4, k))  # four questions happen to have every prompt logged
+    logs = pd.DataFrame({"query_row": np.arange(n_q), "prompt": tried, "reward": reward, "propensity": 1 / k})
+    trained = SimpleNamespace(validation_outcomes=outcomes, validation_logs=logs,
+                              validation_scores=rng.uniform(0, 1, (n_q, k)), default_index=0,
+                              table=SimpleNamespace(prompts=["a", "b", "c"]), default_prompt="a",
+                              default_train_accuracy=0.5)
+    policy = calibrate_policy(trained)
+    assert policy.validation["method"].startswith("dr") and policy.validation["n_queries"] == n_q
+    assert math.isinf(policy.margin_threshold)  # random scores: nothing to trust
