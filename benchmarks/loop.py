@@ -15,10 +15,12 @@ policy's feedback can be replayed. Per task, against a real `oirl` service (uvic
 
 Reported on the same stream: the served reward (cumulative and per window), always-BoTr (the
 best prompt on the full training logs), the offline model trained on the full training logs
-(its safe policy, no exploration), the oracle, and Vowpal Wabbit's ``cb_explore_adf`` (ε-greedy,
-the same ε, learning online from the same stream with the same MiniLM query embeddings;
-installed in its own venv, benchmarks/.venv-vw, never a project dependency). Paired bootstrap
-intervals on the test window. A plot of windowed reward against rounds.
+(its safe policy, no exploration), the oracle, the loop's final champion without exploration (what
+it learned, apart from what exploring cost), and Vowpal Wabbit's ``cb_explore_adf`` (the same
+exploration: ε-greedy with the same ε, or softmax with λ = 1/T; learning online from the same stream
+with the same MiniLM query embeddings; installed in its own venv, benchmarks/.venv-vw, never a
+project dependency). Paired bootstrap intervals on the test window. A plot of windowed reward
+against rounds.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/loop.py --root /work/shared/data [--rounds 20000]
 
@@ -176,7 +178,7 @@ def greedy_on(client: httpx.Client, dataset: str, texts, outcomes, questions: np
     return np.array(rewards)
 
 
-def run_vw(q_emb: np.ndarray, outcomes: np.ndarray, order: np.ndarray, epsilon: float, seed: int) -> np.ndarray | None:
+def run_vw(q_emb: np.ndarray, outcomes: np.ndarray, order: np.ndarray, args) -> np.ndarray | None:
     """Vowpal Wabbit's cb_explore_adf on the same stream (its own venv); per-round rewards or None."""
     python = VW_VENV / "bin" / "python"
     if not python.exists():
@@ -188,7 +190,8 @@ def run_vw(q_emb: np.ndarray, outcomes: np.ndarray, order: np.ndarray, epsilon: 
             return None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "stream.npz"
-        np.savez(path, q_emb=q_emb[order].astype(np.float32), outcomes=outcomes[order], epsilon=epsilon, seed=seed)
+        np.savez(path, q_emb=q_emb[order].astype(np.float32), outcomes=outcomes[order], mode=args.exploration,
+                 epsilon=args.epsilon, temperature=args.temperature, seed=args.seed)
         out = subprocess.run([str(python), str(HERE / "loop_vw_worker.py"), str(path)], capture_output=True,
                              text=True)
         if out.returncode != 0:
@@ -245,8 +248,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--retrain", type=int, default=2_000, help="rounds between retrains")
     ap.add_argument("--exploration", choices=["epsilon", "softmax", "greedy"], default="epsilon")
-    ap.add_argument("--epsilon", type=float, default=0.1, help="epsilon mode (and Vowpal Wabbit's epsilon)")
-    ap.add_argument("--temperature", type=float, default=0.05, help="softmax mode")
+    ap.add_argument("--epsilon", type=float, default=0.1, help="epsilon mode")
+    ap.add_argument("--temperature", type=float, default=0.05,
+                    help="softmax mode (Vowpal Wabbit: --softmax --lambda 1/T)")
     ap.add_argument("--gate-min-queries", type=int, default=50)
     ap.add_argument("--window", type=int, default=1_000)
     ap.add_argument("--seed", type=int, default=0)
@@ -280,7 +284,7 @@ def main() -> None:
                 order = stream(is_train, args.rounds, args.seed)
                 offline, botr = offline_choices(texts, outcomes, is_train, embedder)
                 res = run_task(client, dataset, texts, outcomes, is_train, order, args)
-                vw = None if args.no_vw else run_vw(embedder.encode(texts), outcomes, order, args.epsilon, args.seed)
+                vw = None if args.no_vw else run_vw(embedder.encode(texts), outcomes, order, args)
                 report = summarise(dataset, res, order, outcomes, offline, botr, vw, is_train, args)
                 report["seconds"] = round(time.perf_counter() - t0, 1)
                 reports.append(report)
@@ -292,10 +296,9 @@ def main() -> None:
                                                                   if k not in ("root",)}}
     meta["root"] = str(root)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / args.name
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "reports": reports}, indent=1) + "\n")
-    stem.with_suffix(".md").write_text(markdown(reports, meta))
-    plot(reports, stem.with_suffix(".png"), args.window)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps({"meta": meta, "reports": reports}, indent=1) + "\n")
+    (RESULTS / f"{args.name}.md").write_text(markdown(reports, meta))  # not with_suffix: a name may hold a dot
+    plot(reports, RESULTS / f"{args.name}.png", args.window)
     print(markdown(reports, meta))
 
 

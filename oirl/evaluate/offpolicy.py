@@ -62,15 +62,13 @@ def model_policy(model, policy, q_emb: np.ndarray, p_emb: np.ndarray, prompts: l
 
 
 def best_training_prompt(train: pd.DataFrame, prompts: list[str]) -> str:
-    """BoTr on possibly partial logs, by the same rule as training (``fit_reward_model``): per prompt the
-    self-normalised IPS mean where every row has a propensity, else the plain mean; ties by text hash."""
-    from oirl.reward.train import TrainingTable, propensity_weights
+    """BoTr on possibly partial logs, by the same rule as training (``best_prompt_by_value``)."""
+    from oirl.reward.train import best_prompt_by_value
 
     rows = train[train["prompt"].isin(prompts)]
     if rows.empty:
         raise PolicyError("no training observation of any candidate prompt: BoTr is undefined")
-    table = TrainingTable.from_logs(rows, propensity_weights(rows, 1e-6))
-    return table.prompts[table.best_prompt()]
+    return best_prompt_by_value(rows)
 
 
 def parse_policy(spec: str) -> tuple[str, int | None]:

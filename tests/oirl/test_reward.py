@@ -140,3 +140,21 @@ def test_propensity_weights_and_weighted_aggregation():
     assert plain.prompts[plain.best_prompt()] == "y"  # 0.8 against 0.4
     snips = TrainingTable.from_logs(biased, propensity_weights(biased, 1e-6))
     assert snips.prompts[snips.best_prompt()] == "x"
+
+
+def test_botr_is_not_decided_by_a_lucky_try_with_a_tiny_propensity():
+    """Softmax exploration logs propensities down to 0.0003; unclipped, one lucky try of a prompt the
+    logger disfavoured outweighs a hundred ordinary ones and makes it BoTr."""
+    from oirl.reward.train import TrainingTable, best_prompt_by_value, propensity_weights
+
+    rng = np.random.default_rng(0)
+    rows = [{"query": f"q{i}", "prompt": "x", "reward": float(rng.random() < 0.6), "propensity": 0.5}
+            for i in range(100)]
+    rows += [{"query": f"q{i}", "prompt": "y", "reward": float(rng.random() < 0.4), "propensity": 0.5}
+             for i in range(100)]
+    rows.append({"query": "q100", "prompt": "y", "reward": 1.0, "propensity": 0.0005})
+    logs = pd.DataFrame(rows)
+    unclipped = TrainingTable.from_logs(logs, propensity_weights(logs, 1e-6))
+    assert unclipped.prompts[unclipped.best_prompt()] == "y"  # what the rule was before
+    assert best_prompt_by_value(logs) == "x"
+    assert best_prompt_by_value(logs.drop(columns="propensity")) == "x"  # plain means without propensities
