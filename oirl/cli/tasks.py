@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from oirl.cli.common import fail, open_store, user_errors
+from oirl.select.explore import GREEDY, Exploration
 
 app = typer.Typer(help="Tasks: candidate prompts (active or not), the LLM served, champion and challenger.",
                   no_args_is_help=True)
@@ -122,15 +123,17 @@ def deactivate_cmd(name: str, prompt_id: int) -> None:
 
 @app.command("explore")
 def explore_cmd(name: str,
-                mode: Annotated[str, typer.Option(help="greedy (no exploration), epsilon or softmax.")] = "greedy",
-                epsilon: Annotated[float, typer.Option(help="epsilon: share spread over the active prompts.")] = 0.1,
-                temperature: Annotated[float, typer.Option(help="softmax: temperature over P(correct).")] = 0.05,
+                mode: Annotated[str, typer.Option(help="greedy (no exploration), epsilon or softmax.")] = GREEDY.mode,
+                epsilon: Annotated[float, typer.Option(
+                    help="epsilon: share spread over the active prompts.")] = GREEDY.epsilon,
+                temperature: Annotated[float, typer.Option(
+                    help="softmax: temperature over P(correct).")] = GREEDY.temperature,
                 default_floor: Annotated[float, typer.Option(
-                    help="Least share of traffic kept on the safe default prompt.")] = 0.0) -> None:
-    """Set how a task's selections explore; the service picks it up within seconds."""
+                    help="Least share of traffic kept on the safe default prompt.")] = GREEDY.default_floor) -> None:
+    """Set how a task's selections explore; the service picks it up within seconds. The defaults are the
+    library's (``oirl.select.explore.Exploration``), as for PUT /v1/tasks/{name}/exploration."""
     from pydantic import ValidationError
 
-    from oirl.select.explore import Exploration
     from oirl.tasks import TaskError, set_exploration
 
     try:

@@ -1,0 +1,66 @@
+"""One table of every decision-loop run under benchmarks/results/ (the files benchmarks/loop.py writes).
+
+Each run is one exploration setting on one seeded stream; this puts them side by side: per dataset
+the served accuracy on the unseen test window with its 95% paired-bootstrap interval against
+always-BoTr, the final champion's greedy policy (what was learned), Vowpal Wabbit on the same
+stream, and how often the loop explored.
+
+    .venv/bin/python benchmarks/loop_summary.py [--glob 'loop*.json'] [--out loop_summary.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+GREEDY = "loop's final champion, greedy (no exploration)"
+VW = "Vowpal Wabbit cb_explore_adf"
+
+
+def setting(meta: dict) -> str:
+    mode = meta["exploration"]
+    knob = {"epsilon": f" ε={meta['epsilon']}", "softmax": f" T={meta['temperature']}"}.get(mode, "")
+    return f"{mode}{knob}, cold {meta['cold']}, seed {meta['seed']}"
+
+
+def cell(method: dict | None) -> str:
+    if method is None:
+        return "-"
+    ci = method.get("test_ci95_vs_botr")
+    return f"{method['test_window']:.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+
+
+def summarise(paths: list[Path]) -> str:
+    lines = ["# The decision loop: every run side by side", "",
+             "Test window (unseen questions) accuracy; in brackets the 95% paired-bootstrap interval of the "
+             "difference from always-BoTr on the same questions. *served*: what the loop served, exploration "
+             "included; *greedy*: the final champion's safe policy without exploration. Written by "
+             "`benchmarks/loop_summary.py` from the runs of `benchmarks/loop.py` named in the first column.", "",
+             "| run | setting | dataset | BoTr | served | greedy | Vowpal Wabbit | explored |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for path in paths:
+        data = json.loads(path.read_text())
+        meta = data["meta"]
+        for r in data["reports"]:
+            m = r["methods"]
+            lines.append(f"| {path.stem} | {setting(meta)} | {r['dataset']} | {m['always BoTr']['test_window']:.3f} | "
+                         f"{cell(m['loop (served)'])} | {cell(m.get(GREEDY))} | {cell(m.get(VW))} | "
+                         f"{r['explored_share']:.0%} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--glob", default="loop*.json")
+    ap.add_argument("--out", default="loop_summary.md")
+    args = ap.parse_args()
+    paths = sorted(p for p in RESULTS.glob(args.glob) if "meta" in json.loads(p.read_text()))
+    text = summarise(paths)
+    (RESULTS / args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
