@@ -49,7 +49,8 @@ bench-ope: install
 	$(BIN)/python benchmarks/ope.py
 
 bench-loop: install
-	$(BIN)/python benchmarks/loop.py --exploration softmax
+	$(BIN)/python benchmarks/loop.py
+	$(BIN)/python benchmarks/loop_summary.py
 
 bench-partial: install
 	$(BIN)/python benchmarks/partial_logs.py

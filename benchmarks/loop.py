@@ -7,7 +7,8 @@ policy's feedback can be replayed. Per task, against a real `oirl` service (uvic
 1. cold start: a task with the 6 training prompts and no model; the first ``--cold`` rounds are a
    uniformly random prompt per question, logged through POST /v1/logs with propensity 1/6
    (what a team without a model would do), then a first model is trained and promoted;
-2. rounds, in batches of ``--batch``: POST /v1/select/batch (ε-greedy exploration in the service)
+2. rounds, in batches of ``--batch``: POST /v1/select/batch (the task's exploration: softmax at
+   T = 0.02 by default, or ε-greedy)
    -> the replayed outcome of the served prompt -> POST /v1/feedback/batch; every ``--retrain``
    rounds POST /admin/retrain, and the challenger is promoted when its gate says pass;
 3. the stream (seeded): training questions drawn with replacement for the first rounds, then
@@ -244,12 +245,13 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=None)
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--rounds", type=int, default=20_000)
-    ap.add_argument("--cold", type=int, default=500, help="uniformly random rounds before the first model")
+    ap.add_argument("--cold", type=int, default=2_000, help="uniformly random rounds before the first model "
+                    "(500 gave first models whose default prompt the gate rarely had the evidence to replace)")
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--retrain", type=int, default=2_000, help="rounds between retrains")
-    ap.add_argument("--exploration", choices=["epsilon", "softmax", "greedy"], default="epsilon")
+    ap.add_argument("--exploration", choices=["epsilon", "softmax", "greedy"], default="softmax")
     ap.add_argument("--epsilon", type=float, default=0.1, help="epsilon mode")
-    ap.add_argument("--temperature", type=float, default=0.05,
+    ap.add_argument("--temperature", type=float, default=0.02,
                     help="softmax mode (Vowpal Wabbit: --softmax --lambda 1/T)")
     ap.add_argument("--gate-min-queries", type=int, default=50)
     ap.add_argument("--window", type=int, default=1_000)
