@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -205,7 +206,7 @@ def test_retrain_registers_a_challenger_judged_against_the_champion(store, embed
     assert m3["gate"]["verdict"] == "too_few_queries"
 
 
-def test_retrain_on_production_shaped_logs_judges_by_dr_and_calibrates_by_ips(store, embedder, tmp_path):
+def test_retrain_on_production_shaped_logs_judges_and_calibrates_by_dr(store, embedder, tmp_path):
     with transaction(store) as s:
         import_observations(s, production_logs(), source="prod")
     registry = ModelRegistry(store, tmp_path / "models")
@@ -213,7 +214,7 @@ def test_retrain_on_production_shaped_logs_judges_by_dr_and_calibrates_by_ips(st
     first, m1 = retrain(store, registry, embedder, p, min_gate_queries=5)
     assert m1["gate"]["metric"] == "value" and m1["gate"]["method"] == "DR"
     # no full-information validation query: τ comes from the validation observations' propensities
-    assert m1["validation"]["method"].startswith("ips") and m1["validation"]["n_queries"] > 0
+    assert m1["validation"]["method"].startswith("dr") and m1["validation"]["n_queries"] > 0
     tau = load_version(registry, first.id).policy.margin_threshold
     assert (tau == float("inf")) == (m1["validation"]["share_trusting_model"] == 0)
     weighted, mw = retrain(store, registry, embedder, RetrainParams(task="synth", params=TINY, holdout_fraction=0.3,
@@ -246,6 +247,22 @@ def test_gate_verdicts():
     assert verdict(base | {"not_worse": False}, True, 100, -1)["verdict"] == "worse"
     assert verdict(base, True, 500, -1)["verdict"] == "too_few_queries"
     assert verdict(base, False, 100, -1)["verdict"] == "no_champion"
+
+
+def test_one_decision_with_a_tiny_propensity_does_not_decide_the_gate():
+    """A softmax decision logged at μ = 0.0005 would weigh 2,000 times a plain one; the gate clips its
+    weight at 1/0.01, so one lucky try moves a query's value by a bounded step, not past 1."""
+    from oirl.evaluate.gate import GATE_PROPENSITY_CLIP, HeldOutLogs
+
+    logs = pd.DataFrame({"query": ["q"] * 101 + ["other"], "prompt": ["a"] * 100 + ["b", "c"],
+                         "reward": [0.0] * 50 + [1.0] * 50 + [1.0, 0.0], "propensity": [0.99] * 100 + [0.0005, 1.0]})
+    table = HeldOutLogs.from_logs(logs)  # q never tried c: its value is off-policy, not read off a grid
+    q_hat = np.full((2, 3), 0.5)
+    always_b = table.value_terms(np.full(2, table.prompts.index("b")), q_hat)[0]
+    assert always_b == pytest.approx((100 * 0.5 + 0.5 + 0.5 / GATE_PROPENSITY_CLIP) / 101)
+    assert always_b < 1 < (100 * 0.5 + 0.5 + 0.5 / 0.0005) / 101  # unclipped: about 10.4
+    always_a = table.value_terms(np.full(2, table.prompts.index("a")), q_hat)[0]
+    assert always_a == pytest.approx(0.5)  # the residuals on a average zero: q̂ was right there
 
 
 def test_partial_logs_without_propensities_fall_back_to_log_loss(store, embedder, tmp_path):
