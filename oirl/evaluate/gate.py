@@ -3,9 +3,9 @@
 Per held-out query q, the value of a policy that picks prompt c(q):
 - full information (every candidate was logged on q): the mean logged reward of c(q);
 - otherwise, if every observation of q carries its logging propensity μ: the doubly robust
-  term mean_o [q̂(q, c(q)) + 1[p_o = c(q)] · (r_o − q̂(q, p_o)) / max(μ_o, 0.01)], unbiased for
-  the same value whatever the reward model q̂ (``oirl.evaluate.ope``) where no μ is below the
-  clip, and with far less variance than inverse propensity weighting alone when q̂ is decent;
+  term mean_o [q̂(q, c(q)) + 1[p_o = c(q)] · (r_o − q̂(q, p_o)) / μ_o], unbiased for the same
+  value whatever the reward model q̂ (``oirl.evaluate.ope``), and with far less variance than
+  inverse propensity weighting alone when q̂ is decent;
 - otherwise q says nothing about a policy's value and is not used.
 The gate compares the two policies' mean value over the queries usable for both, with a
 95% paired-bootstrap interval of the difference. With no usable query (partial logs without
@@ -22,12 +22,6 @@ import pandas as pd
 from oirl.evaluate.metrics import paired_bootstrap_ci
 
 TOLERANCE = 1e-9  # means over a few hundred queries: equal within this is "not worse"
-# Importance weights in the gate's terms are at most 1/0.01. Softmax exploration logs propensities down
-# to 0.0003: a handful of such decisions (about 1% of a MAWPS loop's) made the interval of the
-# difference ±0.1 wide, too wide to ever replace a champion (lock-in, benchmarks/results/loop_summary.md).
-# ε-greedy's smallest propensity, 0.1 over 6 prompts, is above the clip; below it the correction is
-# partial and the estimate leans on q̂ for those few decisions.
-GATE_PROPENSITY_CLIP = 0.01
 
 
 @dataclass
@@ -70,7 +64,7 @@ class HeldOutLogs:
         if partial.any():
             use = partial[self.obs_query]
             hit = (self.obs_prompt == choice[self.obs_query]) & use
-            mu = np.where(use, np.maximum(self.obs_propensity, GATE_PROPENSITY_CLIP), 1.0)
+            mu = np.where(use, self.obs_propensity, 1.0)
             if q_hat is None:
                 w = np.where(hit, self.obs_reward / mu, 0.0)
             else:
