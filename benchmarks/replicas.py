@@ -40,7 +40,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -50,6 +49,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve import free_port, questions, train_models  # noqa: E402  (the same helpers as the single-server benchmark)
 
+from oirl.store.engine import scratch_database  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,25 +58,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 TOKEN = "bench-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 LOADAVG_AT_START = os.getloadavg()
-
-
-@contextmanager
-def scratch_database(server_url: str):
-    """A fresh database on the server (dropped afterwards), so nobody else's data is touched."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"oirl_replicas_bench_{uuid.uuid4().hex[:8]}"
-    server = make_url(server_url).set(drivername="postgresql+psycopg")
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def prepare_store(url: str, artefacts: Path, model_dir: Path, extra_versions: int) -> list[int]:
@@ -250,7 +232,8 @@ def main() -> None:
         i = cursor[0]
         return pool[i] if i < len(pool) else f"{pool[i % len(pool)]} (variant {i})"
 
-    with tempfile.TemporaryDirectory(prefix="oirl-replicas-") as tmp, scratch_database(args.database_url) as url:
+    with (tempfile.TemporaryDirectory(prefix="oirl-replicas-") as tmp,
+          scratch_database(args.database_url, "oirl_replicas_bench") as url):
         tmp = Path(tmp)
         print("training the served model (1,000 GSM8K questions) ...", flush=True)
         label, model_dir = train_models(settings.resolved_benchmark_dir, tmp / "source", ["onnx"])["onnx"]

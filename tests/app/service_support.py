@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,13 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from app.main import create_app
 from oirl.registry import ModelRegistry
 from oirl.settings import Settings
 from oirl.store.engine import make_engine, make_session_factory, transaction
+from oirl.store.engine import scratch_database as engine_scratch_database
 from oirl.store.logs import import_observations
 from oirl.store.migrate import upgrade
 
@@ -190,18 +188,9 @@ def stop_process(proc) -> None:
 @contextmanager
 def scratch_database(prefix: str):
     """A PostgreSQL database of its own on the server at OIRL_TEST_DATABASE_URL, dropped afterwards (the test
-    is skipped without that URL); yields its URL. Its own database, not a schema: other processes connect too."""
+    is skipped without that URL); yields its URL (``oirl.store.engine.scratch_database``)."""
     base = os.environ.get("OIRL_TEST_DATABASE_URL")
     if not base:
         pytest.skip("OIRL_TEST_DATABASE_URL not set")
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    server = make_url(base).set(drivername="postgresql+psycopg")
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with engine_scratch_database(base, prefix) as url:
+        yield url
