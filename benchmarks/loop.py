@@ -31,6 +31,7 @@ Writes benchmarks/results/loop.json, loop.md and loop.png.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -120,8 +121,11 @@ def retrain_and_maybe_promote(client: httpx.Client, task: str) -> dict:
         deadline = time.monotonic() + 30  # every worker hot-swaps within the poll interval
         while time.monotonic() < deadline and client.get("/readyz").json().get("models", {}).get(task) != version:
             time.sleep(0.2)
+    metrics = job["result"]["metrics"]
     return {"version": version, "verdict": gate["verdict"], "promoted": promoted, "method": gate.get("method"),
-            "difference": gate.get("difference"), "ci95": gate.get("ci95"), "n_queries": gate.get("n_queries")}
+            "difference": gate.get("difference"), "ci95": gate.get("ci95"), "n_queries": gate.get("n_queries"),
+            "provisional": gate.get("provisional"), "default_prompt": PROMPTS.index(metrics["default_prompt"]),
+            "share_trusting_model": metrics["validation"].get("share_trusting_model")}
 
 
 def run_task(client: httpx.Client, dataset: str, texts, outcomes, is_train, order, args) -> dict:
@@ -257,6 +261,9 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=1_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-vw", action="store_true")
+    ap.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                    help="keep the service's home (SQLite store with every decision, the models) in DIR, a new "
+                         "directory, instead of a temporary one: to read the gate's verdicts and the decisions after")
     ap.add_argument("--name", default="loop", help="output file stem under benchmarks/results/")
     args = ap.parse_args()
     from oirl.embed import make_embedder
@@ -265,7 +272,9 @@ def main() -> None:
     root = args.root or get_settings().resolved_benchmark_dir
     embedder = make_embedder(get_settings())
     reports, started = [], time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="oirl-loop-") as tmp:
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=False)  # a fresh store: an old one would hold another run's tasks
+    with contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory(prefix="oirl-loop-") as tmp:
         port = free_port()
         server = start_service(Path(tmp), port, args)
         try:
@@ -319,14 +328,22 @@ def markdown(reports: list[dict], meta: dict) -> str:
             cumulative = "-" if m["cumulative"] is None else f"{m['cumulative']:.3f}"
             lines.append(f"| {r['dataset']} | {name} | {cumulative} | {m['test_window']:.3f} | "
                          + (f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "-") + " |")
-    lines += ["", "Retrains (round: verdict, promoted):", ""]
+    lines += ["", "Retrains (round: verdict, ✓ promoted, the model's default prompt pN and the share of validation "
+              "questions where its safe policy trusts the model over that default):", ""]
     for r in reports:
         steps = ", ".join(f"{e['round']}: {e.get('verdict', e.get('status'))}{' ✓' if e.get('promoted') else ''}"
-                          for e in r["events"])
+                          + retrain_detail(e) for e in r["events"])
         vw = r.get("test_ci95_loop_vs_vw")
         lines.append(f"- {r['dataset']}: {steps}; explored {r['explored_share']:.1%} of rounds"
                      + (f"; loop − VW on the test window: [{vw[0]:+.3f}, {vw[1]:+.3f}]" if vw else ""))
     return "\n".join(lines) + "\n"
+
+
+def retrain_detail(event: dict) -> str:
+    if "default_prompt" not in event:  # a run from before these were recorded, or a failed retrain
+        return ""
+    trust = event.get("share_trusting_model")
+    return f" (p{event['default_prompt']}" + ("" if trust is None else f", trusts {trust:.0%}") + ")"
 
 
 def plot(reports: list[dict], path: Path, window: int) -> None:

@@ -129,7 +129,8 @@ def describe_gate(gate: dict) -> str:
     theirs = "" if gate.get("champion") is None else (
         f" vs champion v{gate.get('champion_version')} {gate['champion']:.4f}"
         f" (difference {gate['difference']:+.4f}, 95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}])")
-    return (f"{gate.get('verdict')}: {gate.get('metric')} {gate.get('challenger', float('nan')):.4f}{theirs} "
+    standing = " (provisional)" if gate.get("verdict") == "pass" and gate.get("provisional") else ""
+    return (f"{gate.get('verdict')}{standing}: {gate.get('metric')} {gate.get('challenger', float('nan')):.4f}{theirs} "
             f"on {gate.get('n_queries')} held-out queries ({gate.get('method')}). {gate.get('reason', '')}")
 
 

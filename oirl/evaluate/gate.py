@@ -9,7 +9,9 @@ Per held-out query q, the value of a policy that picks prompt c(q):
 - otherwise q says nothing about a policy's value and is not used.
 The gate compares the two policies' mean value over the queries usable for both, with a
 95% paired-bootstrap interval of the difference. With no usable query (partial logs without
-propensities) it falls back to the reward models' held-out log loss, and says so.
+propensities) it falls back to the reward models' held-out log loss, and says so. ``verdict``
+turns the numbers into pass or refuse; a provisional champion (``is_provisional``) gets no benefit
+of the doubt.
 """
 
 from __future__ import annotations
@@ -101,22 +103,43 @@ def compare(ours: np.ndarray, theirs: np.ndarray | None, *, higher_is_better: bo
     return out
 
 
-def verdict(gate: dict, has_champion: bool, min_queries: int, min_lower_bound: float) -> dict:
-    """``{"verdict", "reason"}`` for a gate's numbers: ``pass`` only with a champion to beat, enough
-    held-out queries, a difference that is not negative and, where the values are off-policy (DR)
-    estimates, a 95% lower bound of the difference no lower than ``min_lower_bound``."""
+def is_provisional(metrics: dict) -> bool:
+    """A champion is provisional until a gate showed it to be better than a champion that had earned
+    its place: promoted with nothing to beat, promoted by force, or let past a provisional champion
+    without a 95% lower bound of the difference above zero."""
+    gate = (metrics or {}).get("gate") or {}
+    return gate.get("verdict") != "pass" or bool(gate.get("provisional", False))
+
+
+def verdict(gate: dict, has_champion: bool, min_queries: int, min_lower_bound: float,
+            champion_provisional: bool = False) -> dict:
+    """``{"verdict", "reason", "provisional"}`` for a gate's numbers: ``pass`` only with a champion to
+    beat, enough held-out queries, a difference that is not negative and, where the values are
+    off-policy (DR) estimates, a 95% lower bound of the difference no lower than ``min_lower_bound``.
+
+    The lower bound protects a champion that earned its place. A provisional one (``is_provisional``:
+    typically the first model, trained on a few cold-start rounds) has not: the unbiased point estimate
+    decides, so a wrong first pick cannot lock itself in behind intervals that a few hundred held-out
+    questions never make narrow. A challenger let in that way stays provisional unless its lower bound
+    is above zero."""
     if not has_champion:
-        return {"verdict": "no_champion", "reason": "no champion to compare with"}
+        return {"verdict": "no_champion", "reason": "no champion to compare with", "provisional": True}
     n, metric = gate["n_queries"], gate["metric"]
     if n < min_queries:
         return {"verdict": "too_few_queries", "reason": f"judged on {n} held-out queries, fewer than the minimum "
-                                                        f"{min_queries} (OIRL_GATE_MIN_QUERIES)"}
+                                                        f"{min_queries} (OIRL_GATE_MIN_QUERIES)", "provisional": True}
     numbers = f"{metric} {gate['challenger']:.4f} vs champion {gate['champion']:.4f} on {n} held-out queries"
     if not gate["not_worse"]:
-        return {"verdict": "worse", "reason": numbers}
+        return {"verdict": "worse", "reason": numbers, "provisional": True}
+    provisional = champion_provisional and not gate["ci95"][0] > 0
     if "DR" in gate.get("method", "") and gate["ci95"][0] < min_lower_bound:
         # Off-policy estimates are noisy: a point estimate that is not worse is not enough.
-        return {"verdict": "worse", "reason": f"{numbers}, but the 95% lower bound of the difference, "
-                                              f"{gate['ci95'][0]:+.4f}, is below {min_lower_bound:+.4f} "
-                                              "(OIRL_GATE_MIN_LOWER_BOUND)"}
-    return {"verdict": "pass", "reason": numbers}
+        bound = (f"the 95% lower bound of the difference, {gate['ci95'][0]:+.4f}, is below {min_lower_bound:+.4f} "
+                 "(OIRL_GATE_MIN_LOWER_BOUND)")
+        if not champion_provisional:
+            return {"verdict": "worse", "reason": f"{numbers}, but {bound}", "provisional": True}
+        return {"verdict": "pass", "provisional": True,
+                "reason": f"{numbers}; {bound}, but the champion is provisional (it never beat an established "
+                          "champion), so the point estimate decides"}
+    still = "; still provisional: so was the champion, and the lower bound is not above zero"
+    return {"verdict": "pass", "reason": numbers + (still if provisional else ""), "provisional": provisional}

@@ -82,7 +82,7 @@ def subsample_questions(logs: pd.DataFrame, max_queries: int | None, seed: int) 
 def judge(trained_model, policy, embedder, held: pd.DataFrame, champion: LoadedModel | None,
           min_queries: int, seed: int, min_lower_bound: float = -0.02) -> dict:
     """The gate: both policies on the same held-out queries (see ``oirl.evaluate.gate``)."""
-    from oirl.evaluate.gate import HeldOutLogs, compare, verdict
+    from oirl.evaluate.gate import HeldOutLogs, compare, is_provisional, verdict
     from oirl.select import apply_policy
 
     table = HeldOutLogs.from_logs(held)
@@ -106,7 +106,9 @@ def judge(trained_model, policy, embedder, held: pd.DataFrame, champion: LoadedM
                     **compare(table.log_loss_terms(ours_scores),
                               None if theirs_scores is None else table.log_loss_terms(theirs_scores),
                               higher_is_better=False, seed=seed))
-    return gate | verdict(gate, champion is not None, min_queries, min_lower_bound)
+    provisional = champion is not None and is_provisional(champion.bundle.metrics)
+    return gate | {"champion_provisional": provisional} | verdict(gate, champion is not None, min_queries,
+                                                                  min_lower_bound, provisional)
 
 
 def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, champion: LoadedModel | None = None,
@@ -162,8 +164,9 @@ def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, c
     gate.update(champion_version=champion.version if champion is not None else None, held_out_fraction=gate_fraction,
                 held_out_llms=sorted(gate_llms) if gate_llms else "all")
     if champion is not None and params.llm is not None and champion.bundle.llm is None and gate["verdict"] == "pass":
-        gate.update(verdict="narrower_scope", reason=f"trained on llm {params.llm!r} only, while the champion "
-                                                     "serves every LLM of the task; force to accept")
+        gate.update(verdict="narrower_scope", provisional=True,
+                    reason=f"trained on llm {params.llm!r} only, while the champion serves every LLM of the task; "
+                           "force to accept")
     progress(0.85)
     data_scope = {
         "task": task, "llm": params.llm, "split": "train", "n_observations": int(len(scope)),
@@ -172,7 +175,8 @@ def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, c
         "holdout": {"rule": "sha256(task, normalised question)", "fraction": params.holdout_fraction},
         "max_observation_id": int(logs["observation_id"].max()), "retrain_params": asdict(params),
     }
-    metrics = json_safe({"gate": gate, "validation": policy.validation,
+    metrics = json_safe({"gate": gate, "validation": policy.validation, "default_prompt": policy.default_prompt,
+                         "margin_threshold": policy.margin_threshold,  # null: never trusts the model over the default
                          "validation_log_loss": trained.model.validation_log_loss_})
     bundle = ModelBundle(trained.model, policy, task, candidates or trained.table.prompts, data_scope, metrics)
     with tempfile.TemporaryDirectory(prefix=TRAIN_TMP_PREFIX) as tmp:

@@ -8,6 +8,8 @@ from datetime import timedelta
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from oirl.embed import make_embedder
 from oirl.jobs import EvaluationParams, JobError, JobRunner, RetrainParams, retrain, run_evaluation
@@ -223,15 +225,26 @@ def test_retrain_on_production_shaped_logs_judges_and_calibrates_by_dr(store, em
     registry.promote(first.id)
     _, m2 = retrain(store, registry, embedder, p, champion=load_version(registry, first.id), min_gate_queries=5)
     assert m2["gate"]["verdict"] == "pass" and m2["gate"]["n_queries"] >= 5
+    # the first champion won with nothing to beat: provisional, so the point estimate decides
+    assert m2["gate"]["champion_provisional"] and m2["gate"]["provisional"] == (m2["gate"]["ci95"][0] <= 0)
     # a champion that always serves the other prompt: two constant policies of about equal value (each prompt
-    # is right on half the questions), so the DR difference is small and uncertain: a strict setting refuses
+    # is right on half the questions), so the DR difference is small and uncertain
     other = load_version(registry, first.id)
     policy = other.bundle.policy
     policy.default_prompt = next(t for t in (GOOD_FOR_SUMS, GOOD_FOR_STORIES) if t != policy.default_prompt)
-    strict, relaxed = (retrain(store, registry, embedder, p, champion=other, min_gate_queries=5, min_lower_bound=b)[1]
-                       ["gate"] for b in (0.0, -1.0))
+    gates = {}
+    for standing, metrics in (("provisional", {"gate": {"verdict": "no_champion"}}),
+                              ("established", {"gate": {"verdict": "pass"}})):
+        other.bundle.metrics = metrics
+        gates[standing] = [retrain(store, registry, embedder, p, champion=other, min_gate_queries=5,
+                                   min_lower_bound=b)[1]["gate"] for b in (0.0, -1.0)]
+    (strict, relaxed), (lenient, _) = gates["established"], gates["provisional"]
+    # an established champion: a strict setting refuses, a relaxed one lets the point estimate decide
     assert strict["ci95"][0] < 0 < strict["ci95"][1] and strict["verdict"] == "worse"
     assert relaxed["verdict"] == ("pass" if relaxed["difference"] >= 0 else "worse")
+    # a provisional champion gets no benefit of the doubt, whatever the setting; the winner stays provisional
+    assert lenient["difference"] == pytest.approx(strict["difference"])
+    assert lenient["verdict"] == ("pass" if lenient["difference"] >= 0 else "worse") and lenient["provisional"]
 
 
 def test_gate_verdicts():
@@ -246,6 +259,39 @@ def test_gate_verdicts():
     assert verdict(base | {"not_worse": False}, True, 100, -1)["verdict"] == "worse"
     assert verdict(base, True, 500, -1)["verdict"] == "too_few_queries"
     assert verdict(base, False, 100, -1)["verdict"] == "no_champion"
+    # a provisional champion: the point estimate decides, and a winner without a positive bound stays provisional
+    lenient = verdict(base, True, 100, -0.02, champion_provisional=True)
+    assert lenient["verdict"] == "pass" and lenient["provisional"] and "provisional" in lenient["reason"]
+    assert verdict(base | {"not_worse": False}, True, 100, -0.02, champion_provisional=True)["verdict"] == "worse"
+    assert verdict(base, True, 500, -0.02, champion_provisional=True)["verdict"] == "too_few_queries"
+    significant = verdict(base | {"ci95": [0.01, 0.05]}, True, 100, -0.02, champion_provisional=True)
+    assert significant["verdict"] == "pass" and not significant["provisional"]
+    assert not verdict(base, True, 100, -0.05)["provisional"]  # past an established champion: established
+
+
+@given(lower=st.floats(-0.5, 0.5), width=st.floats(0, 0.5), n=st.integers(0, 400),
+       method=st.sampled_from(["DR", "full information", "full information + DR"]),
+       min_lower_bound=st.floats(-0.2, 0.0))
+def test_a_provisional_champion_is_never_harder_to_replace(lower, width, n, method, min_lower_bound):
+    from oirl.evaluate.gate import verdict
+
+    gate = {"n_queries": n, "metric": "value", "challenger": 0.5 + lower + width / 2, "champion": 0.5,
+            "not_worse": lower + width / 2 >= 0, "ci95": [lower, lower + width], "method": method}
+    established = verdict(gate, True, 100, min_lower_bound)
+    provisional = verdict(gate, True, 100, min_lower_bound, champion_provisional=True)
+    assert established["verdict"] != "pass" or provisional["verdict"] == "pass"
+    # standing is earned, never inherited: past a provisional champion only with a lower bound above zero
+    assert provisional["provisional"] == (provisional["verdict"] != "pass" or lower <= 0)
+
+
+def test_which_champions_are_provisional():
+    from oirl.evaluate.gate import is_provisional
+
+    assert is_provisional({}) and is_provisional({"gate": {"verdict": "no_champion"}})
+    assert is_provisional({"gate": {"verdict": "worse"}})  # promoted by force
+    assert is_provisional({"gate": {"verdict": "pass", "provisional": True}})
+    assert not is_provisional({"gate": {"verdict": "pass"}})  # recorded before the distinction: it passed the gate
+    assert not is_provisional({"gate": {"verdict": "pass", "provisional": False}})
 
 
 def test_partial_logs_without_propensities_fall_back_to_log_loss(store, embedder, tmp_path):
