@@ -300,17 +300,35 @@ def main() -> None:
                 report["seconds"] = round(time.perf_counter() - t0, 1)
                 reports.append(report)
                 print(json.dumps({k: v for k, v in report.items() if k != "events"}, indent=1)[:3000], flush=True)
+                write_results(reports, args, root, started)  # after every task: a late failure keeps the rest
         finally:
             server.terminate()
             server.wait(30)
-    meta = {"seconds": round(time.perf_counter() - started, 1), **{k: v for k, v in vars(args).items()
-                                                                  if k not in ("root",)}}
-    meta["root"] = str(root)
+    print(markdown(reports, write_results(reports, args, root, started)))
+
+
+def write_results(reports: list[dict], args, root: Path, started: float) -> dict:
+    """<name>.json, .md and .png under benchmarks/results/; returns the run's meta."""
+    meta = {"seconds": round(time.perf_counter() - started, 1),
+            **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "root": str(root),
+            "commit": git_commit()}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps({"meta": meta, "reports": reports}, indent=1) + "\n")
     (RESULTS / f"{args.name}.md").write_text(markdown(reports, meta))  # not with_suffix: a name may hold a dot
     plot(reports, RESULTS / f"{args.name}.png", args.window)
-    print(markdown(reports, meta))
+    return meta
+
+
+def git_commit() -> str | None:
+    """The code a run measured (a dirty tree is marked): runs of different commits sit side by side."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=HERE).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "oirl", "app"], capture_output=True, text=True,
+                               cwd=HERE.parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if dirty else "")
 
 
 def markdown(reports: list[dict], meta: dict) -> str:

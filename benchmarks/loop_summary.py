@@ -25,6 +25,15 @@ def setting(meta: dict) -> str:
     return f"{mode}{knob}, cold {meta['cold']}, seed {meta['seed']}"
 
 
+def gate_rule(data: dict) -> str:
+    """The gate a run was judged by: recorded in its meta, else read off its events (``provisional`` is
+    recorded since provisional champions exist)."""
+    if "gate" in data["meta"]:
+        return data["meta"]["gate"]
+    events = [e for r in data["reports"] for e in r["events"]]
+    return "provisional champions" if any("provisional" in e for e in events) else "lower bound for every champion"
+
+
 def cell(method: dict | None) -> str:
     if method is None:
         return "-"
@@ -38,17 +47,35 @@ def summarise(paths: list[Path]) -> str:
              "difference from always-BoTr on the same questions. *served*: what the loop served, exploration "
              "included; *greedy*: the final champion's safe policy without exploration. Written by "
              "`benchmarks/loop_summary.py` from the runs of `benchmarks/loop.py` named in the first column.", "",
-             "| run | setting | dataset | BoTr | served | greedy | Vowpal Wabbit | explored |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| run | setting | gate | dataset | BoTr | served | greedy | Vowpal Wabbit | explored |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    groups: dict[tuple[str, str, str], list[dict]] = {}
     for path in paths:
         data = json.loads(path.read_text())
-        meta = data["meta"]
+        meta, gate = data["meta"], gate_rule(data)
         for r in data["reports"]:
             m = r["methods"]
-            lines.append(f"| {path.stem} | {setting(meta)} | {r['dataset']} | {m['always BoTr']['test_window']:.3f} | "
-                         f"{cell(m['loop (served)'])} | {cell(m.get(GREEDY))} | {cell(m.get(VW))} | "
-                         f"{r['explored_share']:.0%} |")
-    return "\n".join(lines) + "\n"
+            lines.append(f"| {path.stem} | {setting(meta)} | {gate} | {r['dataset']} | "
+                         f"{m['always BoTr']['test_window']:.3f} | {cell(m['loop (served)'])} | "
+                         f"{cell(m.get(GREEDY))} | {cell(m.get(VW))} | {r['explored_share']:.0%} |")
+            knobs = setting(meta).rsplit(", seed", 1)[0]
+            groups.setdefault((knobs, gate, r["dataset"]), []).append(m)
+    return "\n".join(lines + [""] + by_setting(groups)) + "\n"
+
+
+def by_setting(groups: dict[tuple[str, str, str], list[dict]]) -> list[str]:
+    """Per setting and dataset, over its seeds: the served accuracy minus BoTr on the test window."""
+    lines = ["## Per setting, over seeds", "",
+             "Served minus BoTr on the test window: mean and range over the runs; *below*: runs whose interval "
+             "lies below zero; *≥ +0.02*: runs whose difference reaches the issue's target.", "",
+             "| setting | gate | dataset | runs | mean | range | below | ≥ +0.02 |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (knobs, gate, dataset), runs in sorted(groups.items()):
+        diff = [m["loop (served)"]["test_window"] - m["always BoTr"]["test_window"] for m in runs]
+        below = sum(m["loop (served)"]["test_ci95_vs_botr"][1] < 0 for m in runs)
+        lines.append(f"| {knobs} | {gate} | {dataset} | {len(runs)} | {sum(diff) / len(diff):+.3f} | "
+                     f"{min(diff):+.3f} .. {max(diff):+.3f} | {below} | {sum(d >= 0.02 for d in diff)} |")
+    return lines
 
 
 def main() -> None:
