@@ -100,13 +100,14 @@ def compare(ours: np.ndarray, theirs: np.ndarray | None, *, higher_is_better: bo
         out.update(champion=float(np.mean(theirs)), difference=float(np.mean(ours) - np.mean(theirs)), ci95=[lo, hi])
         worse = out["difference"] < -TOLERANCE if higher_is_better else out["difference"] > TOLERANCE
         out["not_worse"] = not worse
+        out["significantly_better"] = lo > 0 if higher_is_better else hi < 0  # the interval excludes "not better"
     return out
 
 
 def is_provisional(metrics: dict) -> bool:
     """A champion is provisional until a gate showed it to be better than a champion that had earned
     its place: promoted with nothing to beat, promoted by force, or let past a provisional champion
-    without a 95% lower bound of the difference above zero."""
+    without a 95% interval of the difference that shows it better."""
     gate = (metrics or {}).get("gate") or {}
     return gate.get("verdict") != "pass" or bool(gate.get("provisional", False))
 
@@ -120,8 +121,8 @@ def verdict(gate: dict, has_champion: bool, min_queries: int, min_lower_bound: f
     The lower bound protects a champion that earned its place. A provisional one (``is_provisional``:
     typically the first model, trained on a few cold-start rounds) has not: the unbiased point estimate
     decides, so a wrong first pick cannot lock itself in behind intervals that a few hundred held-out
-    questions never make narrow. A challenger let in that way stays provisional unless its lower bound
-    is above zero."""
+    questions never make narrow. A challenger let in that way stays provisional unless its interval
+    shows it significantly better."""
     if not has_champion:
         return {"verdict": "no_champion", "reason": "no champion to compare with", "provisional": True}
     n, metric = gate["n_queries"], gate["metric"]
@@ -131,7 +132,7 @@ def verdict(gate: dict, has_champion: bool, min_queries: int, min_lower_bound: f
     numbers = f"{metric} {gate['challenger']:.4f} vs champion {gate['champion']:.4f} on {n} held-out queries"
     if not gate["not_worse"]:
         return {"verdict": "worse", "reason": numbers, "provisional": True}
-    provisional = champion_provisional and not gate["ci95"][0] > 0
+    provisional = champion_provisional and not gate.get("significantly_better", False)
     if "DR" in gate.get("method", "") and gate["ci95"][0] < min_lower_bound:
         # Off-policy estimates are noisy: a point estimate that is not worse is not enough.
         bound = (f"the 95% lower bound of the difference, {gate['ci95'][0]:+.4f}, is below {min_lower_bound:+.4f} "
@@ -141,5 +142,5 @@ def verdict(gate: dict, has_champion: bool, min_queries: int, min_lower_bound: f
         return {"verdict": "pass", "provisional": True,
                 "reason": f"{numbers}; {bound}, but the champion is provisional (it never beat an established "
                           "champion), so the point estimate decides"}
-    still = "; still provisional: so was the champion, and the lower bound is not above zero"
+    still = "; still provisional: so was the champion, and the interval does not show it significantly better"
     return {"verdict": "pass", "reason": numbers + (still if provisional else ""), "provisional": provisional}

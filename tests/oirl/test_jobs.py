@@ -226,7 +226,7 @@ def test_retrain_on_production_shaped_logs_judges_and_calibrates_by_dr(store, em
     _, m2 = retrain(store, registry, embedder, p, champion=load_version(registry, first.id), min_gate_queries=5)
     assert m2["gate"]["verdict"] == "pass" and m2["gate"]["n_queries"] >= 5
     # the first champion won with nothing to beat: provisional, so the point estimate decides
-    assert m2["gate"]["champion_provisional"] and m2["gate"]["provisional"] == (m2["gate"]["ci95"][0] <= 0)
+    assert m2["gate"]["champion_provisional"] and m2["gate"]["provisional"] == (not m2["gate"]["significantly_better"])
     # a champion that always serves the other prompt: two constant policies of about equal value (each prompt
     # is right on half the questions), so the DR difference is small and uncertain
     other = load_version(registry, first.id)
@@ -264,7 +264,8 @@ def test_gate_verdicts():
     assert lenient["verdict"] == "pass" and lenient["provisional"] and "provisional" in lenient["reason"]
     assert verdict(base | {"not_worse": False}, True, 100, -0.02, champion_provisional=True)["verdict"] == "worse"
     assert verdict(base, True, 500, -0.02, champion_provisional=True)["verdict"] == "too_few_queries"
-    significant = verdict(base | {"ci95": [0.01, 0.05]}, True, 100, -0.02, champion_provisional=True)
+    significant = verdict(base | {"ci95": [0.01, 0.05], "significantly_better": True}, True, 100, -0.02,
+                          champion_provisional=True)
     assert significant["verdict"] == "pass" and not significant["provisional"]
     assert not verdict(base, True, 100, -0.05)["provisional"]  # past an established champion: established
 
@@ -276,12 +277,27 @@ def test_a_provisional_champion_is_never_harder_to_replace(lower, width, n, meth
     from oirl.evaluate.gate import verdict
 
     gate = {"n_queries": n, "metric": "value", "challenger": 0.5 + lower + width / 2, "champion": 0.5,
-            "not_worse": lower + width / 2 >= 0, "ci95": [lower, lower + width], "method": method}
+            "not_worse": lower + width / 2 >= 0, "ci95": [lower, lower + width], "method": method,
+            "significantly_better": lower > 0}
     established = verdict(gate, True, 100, min_lower_bound)
     provisional = verdict(gate, True, 100, min_lower_bound, champion_provisional=True)
     assert established["verdict"] != "pass" or provisional["verdict"] == "pass"
     # standing is earned, never inherited: past a provisional champion only with a lower bound above zero
     assert provisional["provisional"] == (provisional["verdict"] != "pass" or lower <= 0)
+
+
+def test_significantly_better_follows_the_metrics_direction():
+    import numpy as np
+
+    from oirl.evaluate.gate import compare
+
+    rng = np.random.default_rng(0)
+    theirs = rng.uniform(0.3, 0.7, 300)
+    higher = compare(theirs + 0.05, theirs, higher_is_better=True)  # a value: higher is better
+    lower = compare(theirs - 0.05, theirs, higher_is_better=False)  # a log loss: lower is better
+    assert higher["significantly_better"] and lower["significantly_better"]
+    assert not compare(theirs - 0.05, theirs, higher_is_better=True)["significantly_better"]
+    assert not compare(theirs + rng.normal(0, 0.2, 300), theirs, higher_is_better=True)["significantly_better"]
 
 
 def test_which_champions_are_provisional():
