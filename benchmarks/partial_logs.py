@@ -105,6 +105,10 @@ def main() -> None:
                 if clip is None:  # τ valued by IPS instead of DR: the calibration before stop 18
                     rows[f"{name} (safe, IPS τ)"] = truth[np.arange(len(truth)),
                                                           choices(trained, embedder, test_texts, "ips")[0]]
+                    # τ on out-of-fold scores of every training question, not the 10% validation split
+                    folds = fit_reward_model(prod, embedder, random_state=seed, calibration_folds=5)
+                    rows[f"{name} (safe, out-of-fold τ)"] = truth[np.arange(len(truth)),
+                                                                  choices(folds, embedder, test_texts)[0]]
             base = rows["unweighted (safe)"]
             report = {"dataset": dataset, "seed": seed, "n_logged": len(prod), "n_test": len(truth),
                       "logged_mean_reward": float(prod["reward"].mean()), "seconds": round(time.perf_counter() - t0),

@@ -55,6 +55,9 @@ class RetrainParams:
     seed: StrictInt = Field(0, description="Seeds the subsample, the validation split and the backend.")
     propensity_clip: float | None = Field(None, gt=0, le=1, description="Weight each observation by 1/max(propensity, "
                                           "clip) to undo the logging policy's preferences (unset: unweighted).")
+    calibration_folds: StrictInt = Field(0, ge=0, le=20, description="On partial logs with propensities, calibrate "
+                                         "the safe policy on out-of-fold scores of every training question, for this "
+                                         "many extra fits (0: on the 10% validation split only).")
 
 
 def holdout_mask(task: str, questions: pd.Series, fraction: float) -> np.ndarray:
@@ -142,7 +145,8 @@ def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, c
     try:
         trained = fit_reward_model(train, embedder, backend=params.backend, params=params.params,
                                    features=params.features, random_state=params.seed,
-                                   propensity_clip=params.propensity_clip, client=client)
+                                   propensity_clip=params.propensity_clip, client=client,
+                                   calibration_folds=params.calibration_folds)
     except (ValueError, ClusterError) as exc:  # bad backend parameters or combination: the user's mistake
         raise JobError(str(exc)) from exc
     policy = calibrate_policy(trained)

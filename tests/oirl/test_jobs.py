@@ -211,13 +211,20 @@ def test_retrain_on_production_shaped_logs_judges_and_calibrates_by_dr(store, em
     with transaction(store) as s:
         import_observations(s, production_logs(), source="prod")
     registry = ModelRegistry(store, tmp_path / "models")
-    p = RetrainParams(task="synth", params=TINY, holdout_fraction=0.3)
+    p = RetrainParams(task="synth", params=TINY, holdout_fraction=0.3, calibration_folds=5)
     first, m1 = retrain(store, registry, embedder, p, min_gate_queries=5)
     assert m1["gate"]["metric"] == "value" and m1["gate"]["method"] == "DR"
-    # no full-information validation query: τ comes from the validation observations' propensities
-    assert m1["validation"]["method"].startswith("dr") and m1["validation"]["n_queries"] > 0
+    # no full-information validation query: τ comes from the observations' propensities, on out-of-fold
+    # scores of every training question; the model (each question suits one prompt) earns trust
+    n_train = first.data_snapshot["n_train_queries"]
+    assert m1["validation"]["method"].startswith("dr") and m1["validation"]["n_queries"] == n_train
+    assert m1["validation"]["share_trusting_model"] > 0 and m1["validation"]["gain_lower_bound"] > 0
     tau = load_version(registry, first.id).policy.margin_threshold
     assert (tau == float("inf")) == (m1["validation"]["share_trusting_model"] == 0)
+    # on the 10% validation split alone, about a tenth of the questions: too few to earn it
+    split_only = RetrainParams(task="synth", params=TINY, holdout_fraction=0.3)  # the default: calibration_folds=0
+    _, m0 = retrain(store, registry, embedder, split_only, min_gate_queries=5)
+    assert 0 < m0["validation"]["n_queries"] < n_train / 5 and m0["validation"]["share_trusting_model"] == 0
     weighted, mw = retrain(store, registry, embedder, RetrainParams(task="synth", params=TINY, holdout_fraction=0.3,
                                                                      propensity_clip=0.05), min_gate_queries=5)
     assert mw["gate"]["method"] == "DR"  # uniform logging: weights are all 1, the same model
@@ -227,16 +234,18 @@ def test_retrain_on_production_shaped_logs_judges_and_calibrates_by_dr(store, em
     assert m2["gate"]["verdict"] == "pass" and m2["gate"]["n_queries"] >= 5
     # the first champion won with nothing to beat: provisional, so the point estimate decides
     assert m2["gate"]["champion_provisional"] and m2["gate"]["provisional"] == (not m2["gate"]["significantly_better"])
-    # a champion that always serves the other prompt: two constant policies of about equal value (each prompt
-    # is right on half the questions), so the DR difference is small and uncertain
+    # a champion that always serves the other prompt, against a challenger that never trusts its model: two
+    # constant policies of about equal value (each prompt is right on half the questions), so the DR
+    # difference is small and uncertain
     other = load_version(registry, first.id)
     policy = other.bundle.policy
     policy.default_prompt = next(t for t in (GOOD_FOR_SUMS, GOOD_FOR_STORIES) if t != policy.default_prompt)
+    policy.margin_threshold = float("inf")
     gates = {}
     for standing, metrics in (("provisional", {"gate": {"verdict": "no_champion"}}),
                               ("established", {"gate": {"verdict": "pass"}})):
         other.bundle.metrics = metrics
-        gates[standing] = [retrain(store, registry, embedder, p, champion=other, min_gate_queries=5,
+        gates[standing] = [retrain(store, registry, embedder, split_only, champion=other, min_gate_queries=5,
                                    min_lower_bound=b)[1]["gate"] for b in (0.0, -1.0)]
     (strict, relaxed), (lenient, _) = gates["established"], gates["provisional"]
     # an established champion: a strict setting refuses, a relaxed one lets the point estimate decide
