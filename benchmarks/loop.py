@@ -272,8 +272,10 @@ def main() -> None:
     root = args.root or get_settings().resolved_benchmark_dir
     embedder = make_embedder(get_settings())
     reports, started = [], time.perf_counter()
+    if args.keep is not None and args.keep.exists():  # a fresh store: an old one would hold another run's tasks
+        ap.error(f"--keep {args.keep} exists; give a new directory")
     if args.keep is not None:
-        args.keep.mkdir(parents=True, exist_ok=False)  # a fresh store: an old one would hold another run's tasks
+        args.keep.mkdir(parents=True)
     with contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory(prefix="oirl-loop-") as tmp:
         port = free_port()
         server = start_service(Path(tmp), port, args)

@@ -181,7 +181,8 @@ def fit_reward_model(logs: pd.DataFrame, embedder: Embedder, backend: str = "lig
     if calibration_folds and calibration.partial_with_propensities():
         every = np.arange(len(table.queries))
         oof = cross_fitted_scores(model, q_vec, p_vec, qid, pid, label, w, calibration_folds, random_state)
-        calibration = CalibrationSet.on(table, logs, every, oof)
+        if not np.isnan(oof).any():  # more folds than questions leaves some unscored: keep the split
+            calibration = CalibrationSet.on(table, logs, every, oof)
     default = table.prompts.index(best_prompt_by_value(logs))
     return TrainedRewardModel(model, table, default, calibration.scores, calibration.outcomes, calibration.logs)
 
