@@ -12,7 +12,9 @@ policy's feedback can be replayed. Per task, against a real `oirl` service (uvic
    -> the replayed outcome of the served prompt -> POST /v1/feedback/batch; every ``--retrain``
    rounds POST /admin/retrain, and the challenger is promoted when its gate says pass;
 3. the stream (seeded): training questions drawn with replacement for the first rounds, then
-   every test question once (unseen by construction): the final window.
+   every test question once: the final window. Test questions follow ``--protocol``: ``grouped``
+   (default) keeps their texts out of training; ``paper`` is the published split, whose SVAMP and
+   MAWPS test texts all recur among the training questions (seen, though not as the same rows).
 
 Reported on the same stream: the served reward (cumulative and per window), always-BoTr (the
 best prompt on the full training logs), the offline model trained on the full training logs
@@ -64,13 +66,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def grid(dataset: str, root: Path):
-    """Question texts, the outcome grid (n_q, 6) in PROMPTS order and the train/test masks."""
+def grid(dataset: str, root: Path, protocol: str = "grouped"):
+    """Question texts, the outcome grid (n_q, 6) in PROMPTS order and the training mask (the rest is test).
+
+    ``grouped`` (default): the test questions' texts never occur among the training questions, so the
+    final window is unseen by text. ``paper``: the published split, where on SVAMP and MAWPS every test
+    question's text also occurs in training (the runs before this option measured that)."""
+    from oirl.evaluate.splits import split_logs
+
     logs = load_benchmark(dataset, root)
     logs = logs[logs["prompt_index"] < 6]
+    split = split_logs(logs, protocol, list(range(6)))
+    logs = logs[logs["query_index"].isin(np.concatenate([split.train_queries, split.test_queries]))]
     outcomes = logs.pivot_table(index="query_index", columns="prompt", values="correct", aggfunc="mean")[PROMPTS]
     first = logs.drop_duplicates("query_index").set_index("query_index").loc[outcomes.index]
-    return first["query"].tolist(), outcomes.to_numpy(dtype=float), (first["split"] == "train").to_numpy()
+    return first["query"].tolist(), outcomes.to_numpy(dtype=float), np.isin(outcomes.index, split.train_queries)
 
 
 def stream(is_train: np.ndarray, rounds: int, seed: int) -> np.ndarray:
@@ -81,9 +91,9 @@ def stream(is_train: np.ndarray, rounds: int, seed: int) -> np.ndarray:
     return np.concatenate([rng.choice(np.flatnonzero(is_train), n_train_rounds), test])
 
 
-def offline_choices(texts, outcomes, is_train, embedder) -> tuple[np.ndarray, int]:
+def offline_choices(texts, outcomes, is_train, embedder) -> tuple[np.ndarray, np.ndarray, int]:
     """The offline model on the FULL training logs (every prompt on every training question): its safe
-    choice per question, and BoTr (the best prompt on the training logs)."""
+    choice and its plain argmax per question, and BoTr (the best prompt on the training logs)."""
     import pandas as pd
 
     from oirl.reward import fit_reward_model
@@ -96,7 +106,7 @@ def offline_choices(texts, outcomes, is_train, embedder) -> tuple[np.ndarray, in
     order = [trained.table.prompts.index(p) for p in PROMPTS]
     scores = trained.model.score(embedder.encode(texts), embedder.encode(trained.table.prompts))[:, order]
     botr = PROMPTS.index(trained.default_prompt)
-    return apply_policy(scores, PROMPTS, policy).choice, botr
+    return apply_policy(scores, PROMPTS, policy).choice, scores.argmax(axis=1), botr
 
 
 def wait_job(client: httpx.Client, job_id: str, timeout: float = 1800) -> dict:
@@ -218,10 +228,12 @@ def start_service(home: Path, port: int, args) -> subprocess.Popen:
                             env=env, cwd=HERE.parent, stdout=subprocess.DEVNULL)
 
 
-def summarise(dataset, res, order, outcomes, offline, botr, vw, is_train, args) -> dict:
+def summarise(dataset, res, order, outcomes, offline, offline_argmax, botr, vw, is_train, args) -> dict:
     test = ~is_train[order]
     series = {"loop (served)": res["served"], "always BoTr": outcomes[order, botr],
-              "offline model (full logs)": outcomes[order, offline[order]], "oracle": outcomes[order].max(axis=1)}
+              "offline model (full logs)": outcomes[order, offline[order]],
+              "offline model (full logs), argmax": outcomes[order, offline_argmax[order]],
+              "oracle": outcomes[order].max(axis=1)}
     if vw is not None:
         series["Vowpal Wabbit cb_explore_adf"] = vw
     groups = order[test]
@@ -260,6 +272,9 @@ def main() -> None:
     ap.add_argument("--gate-min-queries", type=int, default=50)
     ap.add_argument("--window", type=int, default=1_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--protocol", choices=["grouped", "paper"], default="grouped",
+                    help="which questions form the final (test) window: grouped = texts never seen in training "
+                         "(default); paper = the published split, whose SVAMP/MAWPS test texts all recur in training")
     ap.add_argument("--no-vw", action="store_true")
     ap.add_argument("--keep", type=Path, default=None, metavar="DIR",
                     help="keep the service's home (SQLite store with every decision, the models) in DIR, a new "
@@ -293,12 +308,12 @@ def main() -> None:
                 time.sleep(0.5)
             for dataset in args.datasets.split(","):
                 t0 = time.perf_counter()
-                texts, outcomes, is_train = grid(dataset, root)
+                texts, outcomes, is_train = grid(dataset, root, args.protocol)
                 order = stream(is_train, args.rounds, args.seed)
-                offline, botr = offline_choices(texts, outcomes, is_train, embedder)
+                offline, offline_argmax, botr = offline_choices(texts, outcomes, is_train, embedder)
                 res = run_task(client, dataset, texts, outcomes, is_train, order, args)
                 vw = None if args.no_vw else run_vw(embedder.encode(texts), outcomes, order, args)
-                report = summarise(dataset, res, order, outcomes, offline, botr, vw, is_train, args)
+                report = summarise(dataset, res, order, outcomes, offline, offline_argmax, botr, vw, is_train, args)
                 report["seconds"] = round(time.perf_counter() - t0, 1)
                 reports.append(report)
                 print(json.dumps({k: v for k, v in report.items() if k != "events"}, indent=1)[:3000], flush=True)
@@ -321,6 +336,10 @@ def write_results(reports: list[dict], args, root: Path, started: float) -> dict
     return meta
 
 
+PROTOCOL_WORDS = {"grouped": "grouped split: texts never seen in training",
+                  "paper": "paper split: on SVAMP and MAWPS each test text also occurs in training"}
+
+
 def git_commit() -> str | None:
     """The code a run measured (a dirty tree is marked): runs of different commits sit side by side."""
     try:
@@ -340,7 +359,8 @@ def markdown(reports: list[dict], meta: dict) -> str:
              f"HTTP: select with {meta['exploration']} exploration (ε = {meta['epsilon']}, T = {meta['temperature']}) "
              f"→ replayed outcome → feedback; retrain every "
              f"{meta['retrain']:,} rounds, promotion when the gate passes). The last rounds are every test question "
-             "once (unseen). Intervals: 95% paired bootstrap against always-BoTr on the test window.", "",
+             f"once ({PROTOCOL_WORDS[meta.get('protocol', 'paper')]}). Intervals: 95% paired bootstrap against "
+             "always-BoTr on the test window.", "",
              "| dataset | method | cumulative | test window | CI vs BoTr (test) |", "| --- | --- | --- | --- | --- |"]
     for r in reports:
         for name, m in r["methods"].items():
@@ -381,7 +401,7 @@ def plot(reports: list[dict], path: Path, window: int) -> None:
             x = (np.arange(len(m["windows"])) + 1) * window
             ax.plot(x, m["windows"], label=name, linestyle=":" if name in ("oracle", "always BoTr") else "-")
         ax.axvline(r["rounds"] - r["test_window"], color="gray", linewidth=0.8)
-        ax.set_title(f"{r['dataset']} (right of the line: unseen test questions)", fontsize=9)
+        ax.set_title(f"{r['dataset']} (right of the line: test questions)", fontsize=9)
         ax.set_xlabel("round")
         ax.set_ylabel(f"mean reward per {window:,} rounds")
     axes[0].legend(fontsize=7)

@@ -1,9 +1,12 @@
 """One table of every decision-loop run under benchmarks/results/ (the files benchmarks/loop.py writes).
 
 Each run is one exploration setting on one seeded stream; this puts them side by side: per dataset
-the served accuracy on the unseen test window with its 95% paired-bootstrap interval against
-always-BoTr, the final champion's greedy policy (what was learned), Vowpal Wabbit on the same
-stream, and how often the loop explored.
+the served accuracy on the test window with its 95% paired-bootstrap interval against always-BoTr,
+the final champion's greedy policy (what was learned), the offline model trained on the full
+training logs (the reward model's own ceiling on those questions), Vowpal Wabbit on the same
+stream, and how often the loop explored. The split says which questions are tested: *grouped*,
+texts never seen in training; *paper*, the published split, whose SVAMP and MAWPS test texts all
+recur among the training questions.
 
     .venv/bin/python benchmarks/loop_summary.py [--glob 'loop*.json'] [--out loop_summary.md]
 """
@@ -17,12 +20,14 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 GREEDY = "loop's final champion, greedy (no exploration)"
 VW = "Vowpal Wabbit cb_explore_adf"
+OFFLINE = "offline model (full logs)"
 
 
 def setting(meta: dict) -> str:
     mode = meta["exploration"]
     knob = {"epsilon": f" ε={meta['epsilon']}", "softmax": f" T={meta['temperature']}"}.get(mode, "")
-    return f"{mode}{knob}, cold {meta['cold']}, seed {meta['seed']}"
+    # runs before --protocol existed measured the paper split
+    return f"{meta.get('protocol', 'paper')} split, {mode}{knob}, cold {meta['cold']}, seed {meta['seed']}"
 
 
 def gate_rule(data: dict) -> str:
@@ -43,12 +48,14 @@ def cell(method: dict | None) -> str:
 
 def summarise(paths: list[Path]) -> str:
     lines = ["# The decision loop: every run side by side", "",
-             "Test window (unseen questions) accuracy; in brackets the 95% paired-bootstrap interval of the "
-             "difference from always-BoTr on the same questions. *served*: what the loop served, exploration "
-             "included; *greedy*: the final champion's safe policy without exploration. Written by "
+             "Test window accuracy (the split: *grouped*, texts never seen in training; *paper*, the published "
+             "split, whose SVAMP and MAWPS test texts all recur in training); in brackets the 95% paired-bootstrap "
+             "interval of the difference from always-BoTr on the same questions. *served*: what the loop served, "
+             "exploration included; *greedy*: the final champion's safe policy without exploration; *offline*: the "
+             "model trained on the full training logs (every prompt on every training question). Written by "
              "`benchmarks/loop_summary.py` from the runs of `benchmarks/loop.py` named in the first column.", "",
-             "| run | setting | gate | dataset | BoTr | served | greedy | Vowpal Wabbit | explored |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| run | setting | gate | dataset | BoTr | served | greedy | offline | Vowpal Wabbit | explored |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for path in paths:
         data = json.loads(path.read_text())
@@ -57,7 +64,8 @@ def summarise(paths: list[Path]) -> str:
             m = r["methods"]
             lines.append(f"| {path.stem} | {setting(meta)} | {gate} | {r['dataset']} | "
                          f"{m['always BoTr']['test_window']:.3f} | {cell(m['loop (served)'])} | "
-                         f"{cell(m.get(GREEDY))} | {cell(m.get(VW))} | {r['explored_share']:.0%} |")
+                         f"{cell(m.get(GREEDY))} | {cell(m.get(OFFLINE))} | {cell(m.get(VW))} | "
+                         f"{r['explored_share']:.0%} |")
             knobs = setting(meta).rsplit(", seed", 1)[0]
             groups.setdefault((knobs, gate, r["dataset"]), []).append(m)
     return "\n".join(lines + [""] + by_setting(groups)) + "\n"
