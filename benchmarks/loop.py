@@ -119,8 +119,9 @@ def wait_job(client: httpx.Client, job_id: str, timeout: float = 1800) -> dict:
     raise RuntimeError(f"job {job_id} did not finish in {timeout} s")
 
 
-def retrain_and_maybe_promote(client: httpx.Client, task: str) -> dict:
-    job = wait_job(client, client.post("/admin/retrain", json={"task": task}, headers=AUTH).json()["id"])
+def retrain_and_maybe_promote(client: httpx.Client, task: str, gate_decisions: str = "all") -> dict:
+    body = {"task": task, "gate_decisions": gate_decisions}
+    job = wait_job(client, client.post("/admin/retrain", json=body, headers=AUTH).json()["id"])
     if job["status"] != "succeeded":
         return {"status": "failed", "error": job["error"]}
     version, gate = job["result"]["version"], job["result"]["metrics"]["gate"]
@@ -134,7 +135,8 @@ def retrain_and_maybe_promote(client: httpx.Client, task: str) -> dict:
     metrics = job["result"]["metrics"]
     return {"version": version, "verdict": gate["verdict"], "promoted": promoted, "method": gate.get("method"),
             "difference": gate.get("difference"), "ci95": gate.get("ci95"), "n_queries": gate.get("n_queries"),
-            "provisional": gate.get("provisional"), "default_prompt": PROMPTS.index(metrics["default_prompt"]),
+            "provisional": gate.get("provisional"), "fresh_since": gate.get("held_out_since_observation"),
+            "default_prompt": PROMPTS.index(metrics["default_prompt"]),
             "share_trusting_model": metrics["validation"].get("share_trusting_model")}
 
 
@@ -150,7 +152,7 @@ def run_task(client: httpx.Client, dataset: str, texts, outcomes, is_train, orde
     r.raise_for_status()
     served = list(outcomes[cold, picks])
     explored: list[bool] = [True] * len(cold)
-    events = [{"round": len(cold), **retrain_and_maybe_promote(client, dataset)}]
+    events = [{"round": len(cold), **retrain_and_maybe_promote(client, dataset, args.gate_decisions)}]
     client.put(f"/v1/tasks/{dataset}/exploration", json={"mode": args.exploration, "epsilon": args.epsilon,
                                                          "temperature": args.temperature}, headers=AUTH)
     next_retrain = len(cold) + args.retrain
@@ -171,7 +173,7 @@ def run_task(client: httpx.Client, dataset: str, texts, outcomes, is_train, orde
         explored += [a["explored"] for a in results]
         done = start + len(qs)
         if done >= next_retrain and done < len(order):
-            events.append({"round": done, **retrain_and_maybe_promote(client, dataset)})
+            events.append({"round": done, **retrain_and_maybe_promote(client, dataset, args.gate_decisions)})
             next_retrain += args.retrain
             print(f"  {dataset} round {done}: {events[-1]}", flush=True)
     greedy = greedy_on(client, dataset, texts, outcomes, order[~is_train[order]], args.batch)
@@ -270,6 +272,9 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.02,
                     help="softmax mode (Vowpal Wabbit: --softmax --lambda 1/T)")
     ap.add_argument("--gate-min-queries", type=int, default=50)
+    ap.add_argument("--gate-decisions", choices=["all", "fresh"], default="all",
+                    help="the gate judges on every held-out decision, or only on those logged since the champion "
+                         "was trained (RetrainParams.gate_decisions)")
     ap.add_argument("--window", type=int, default=1_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--protocol", choices=["grouped", "paper"], default="grouped",

@@ -36,7 +36,8 @@ def gate_rule(data: dict) -> str:
     if "gate" in data["meta"]:
         return data["meta"]["gate"]
     events = [e for r in data["reports"] for e in r["events"]]
-    return "provisional champions" if any("provisional" in e for e in events) else "lower bound for every champion"
+    rule = "provisional champions" if any("provisional" in e for e in events) else "lower bound for every champion"
+    return rule + (", fresh decisions only" if data["meta"].get("gate_decisions") == "fresh" else "")
 
 
 def cell(method: dict | None) -> str:

@@ -94,6 +94,9 @@ def train(task: TaskOpt = None, llm: LlmOpt = None, backend: BackendOpt = "light
           calibration_folds: Annotated[int, typer.Option(
               help="Partial logs with propensities: calibrate the safe policy on out-of-fold scores of every "
                    "training question, for this many extra fits (0: on the 10% validation split only).")] = 0,
+          gate_decisions: Annotated[str, typer.Option(
+              help="all: judge against the champion on every held-out observation; fresh: only on those logged "
+                   "after the champion was trained (where they cover OIRL_GATE_MIN_QUERIES questions).")] = "all",
           dask: Annotated[str | None, typer.Option(
               "--dask", metavar="ADDRESS",
               help="Dask scheduler (tcp://host:8786): embed on its workers and train with LightGBM's / XGBoost's "
@@ -110,7 +113,7 @@ def train(task: TaskOpt = None, llm: LlmOpt = None, backend: BackendOpt = "light
     chosen = _task(factory, task)
     p = _build(RetrainParams, task=chosen, llm=llm, backend=backend, params=_params_json(params), features=features,
                holdout_fraction=holdout_fraction, max_queries=max_queries, seed=seed,
-               propensity_clip=propensity_clip, calibration_folds=calibration_folds)
+               propensity_clip=propensity_clip, calibration_folds=calibration_folds, gate_decisions=gate_decisions)
     registry = _registry(factory)
     settings = get_settings()
     with user_errors(ClusterError, JobError), training_engine(settings, dask, p.backend) as (embedder, client):

@@ -9,7 +9,10 @@ The one path behind ``oirl train``, ``POST /admin/retrain`` and ``oirl serve --b
    the gate uses the questions both held out).
 3. Fit the reward model on the rest, calibrate its safe policy.
 4. Judge challenger and champion on the same held-out queries, drawn from the union of both
-   models' LLM scopes (``oirl.evaluate.gate``); record numbers, interval and verdict.
+   models' LLM scopes (``oirl.evaluate.gate``); record numbers, interval and verdict. With
+   ``gate_decisions="fresh"`` only the observations logged after the champion was trained count: the
+   same held-out questions judge every challenger, so a champion picked for a lucky margin on them
+   would otherwise keep that margin against all later ones.
 5. Save the bundle and register it (alias ``challenger``) in one transaction at the very end,
    so a crash midway leaves no trace in the registry.
 """
@@ -58,6 +61,10 @@ class RetrainParams:
     calibration_folds: StrictInt = Field(0, ge=0, le=20, description="On partial logs with propensities, calibrate "
                                          "the safe policy on out-of-fold scores of every training question, for this "
                                          "many extra fits (0: on the 10% validation split only).")
+    gate_decisions: Literal["all", "fresh"] = Field(
+        "all", description="Judge against the champion on every held-out observation (all), or only on those logged "
+                           "after the champion was trained (fresh), where they cover OIRL_GATE_MIN_QUERIES questions: "
+                           "a champion chosen for a lucky margin on the held-out questions does not keep it.")
 
 
 def holdout_mask(task: str, questions: pd.Series, fraction: float) -> np.ndarray:
@@ -114,6 +121,18 @@ def judge(trained_model, policy, embedder, held: pd.DataFrame, champion: LoadedM
                                                                   min_lower_bound, provisional)
 
 
+def fresh_held_out(held: pd.DataFrame, champion: LoadedModel | None,
+                   min_queries: int) -> tuple[pd.DataFrame, int | None]:
+    """The held-out observations logged after the champion's training data (ids above its
+    ``max_observation_id``), and that cut-off; all of them, and None, when there is no champion or the fresh
+    ones cover fewer than ``min_queries`` questions (a gate on too few would refuse anyway)."""
+    cutoff = (champion.bundle.data_scope or {}).get("max_observation_id") if champion is not None else None
+    if cutoff is None:
+        return held, None
+    fresh = held[held["observation_id"] > cutoff]
+    return (fresh, int(cutoff)) if fresh["query"].nunique() >= min_queries else (held, None)
+
+
 def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, champion: LoadedModel | None = None,
             job_id: str | None = None, progress=lambda f: None, alias: str | None = CHALLENGER,
             min_gate_queries: int = 100, min_lower_bound: float = -0.02, client=None):
@@ -164,7 +183,9 @@ def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, c
     held = pool[holdout_mask(task, pool["query"], gate_fraction)]
     if held.empty:
         raise JobError(f"no held-out questions in task {task!r}; raise holdout_fraction or log more questions")
+    held, since = fresh_held_out(held, champion, min_gate_queries) if params.gate_decisions == "fresh" else (held, None)
     gate = judge(trained.model, policy, embedder, held, champion, min_gate_queries, params.seed, min_lower_bound)
+    gate.update(gate_decisions=params.gate_decisions, held_out_since_observation=since)
     gate.update(champion_version=champion.version if champion is not None else None, held_out_fraction=gate_fraction,
                 held_out_llms=sorted(gate_llms) if gate_llms else "all")
     if champion is not None and params.llm is not None and champion.bundle.llm is None and gate["verdict"] == "pass":
