@@ -256,6 +256,38 @@ def test_retrain_on_production_shaped_logs_judges_and_calibrates_by_dr(store, em
     assert lenient["verdict"] == ("pass" if lenient["difference"] >= 0 else "worse") and lenient["provisional"]
 
 
+def test_a_fresh_gate_judges_only_what_was_logged_after_the_champion(store, embedder, tmp_path):
+    from oirl.jobs.retrain import holdout_mask
+
+    with transaction(store) as s:
+        import_observations(s, production_logs(), source="prod")
+    registry = ModelRegistry(store, tmp_path / "models")
+    fresh = RetrainParams(task="synth", params=TINY, holdout_fraction=0.3, gate_decisions="fresh")
+    first, _ = retrain(store, registry, embedder, fresh, min_gate_queries=5)
+    registry.promote(first.id)
+    champion = load_version(registry, first.id)
+    # nothing logged since the champion was trained: too few fresh questions, so every held-out observation counts
+    _, stale = retrain(store, registry, embedder, fresh, champion=champion, min_gate_queries=5)
+    assert stale["gate"]["held_out_since_observation"] is None and stale["gate"]["gate_decisions"] == "fresh"
+    later = production_logs(seed=2).assign(observation_id=lambda d: [f"late-{i}" for i in range(len(d))])
+    with transaction(store) as s:
+        import_observations(s, later, source="prod-late")
+    _, m = retrain(store, registry, embedder, fresh, champion=champion, min_gate_queries=5)
+    gate = m["gate"]
+    assert gate["held_out_since_observation"] == champion.bundle.data_scope["max_observation_id"]
+    assert gate["n_held_out_observations"] == holdout_mask("synth", later["query"], 0.3).sum()  # the later batch's
+    assert gate["verdict"] in ("pass", "worse") and gate["method"] == "DR"
+    # the default judges on both batches
+    everything = RetrainParams(task="synth", params=TINY, holdout_fraction=0.3)
+    _, m_all = retrain(store, registry, embedder, everything, champion=champion, min_gate_queries=5)
+    assert m_all["gate"]["held_out_since_observation"] is None
+    assert m_all["gate"]["n_held_out_observations"] == stale["gate"]["n_held_out_observations"] + gate[
+        "n_held_out_observations"]
+    # asking for more fresh questions than there are falls back to all of them, and says so by the missing cut-off
+    _, m_few = retrain(store, registry, embedder, fresh, champion=champion, min_gate_queries=10_000)
+    assert m_few["gate"]["held_out_since_observation"] is None and m_few["gate"]["verdict"] == "too_few_queries"
+
+
 def test_gate_verdicts():
     from oirl.evaluate.gate import verdict
 
