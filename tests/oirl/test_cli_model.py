@@ -76,6 +76,8 @@ def test_bad_input_fails_with_a_clear_message(cli_env):
     assert result.exit_code == 2 and "--backend" in result.output
     result = invoke("train", "--holdout-fraction", "1.5")
     assert result.exit_code == 2 and "--holdout-fraction" in result.output
+    result = invoke("train", "--gate-decisions", "newest")
+    assert result.exit_code == 2 and "--gate-decisions" in result.output and "'fresh'" in result.output
     result = invoke("evaluate", "--protocol", "leaky")
     assert result.exit_code == 2 and "--protocol" in result.output
     result = invoke("tasks", "create", "Bad Name!")
