@@ -56,6 +56,8 @@ VW_VENV = HERE / ".venv-vw"
 TOKEN = "loop-benchmark-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PROMPTS = [p.text for p in TRAINING_PROMPTS]
+PROTOCOL_WORDS = {"grouped": "grouped split: texts never seen in training",
+                  "paper": "paper split: on SVAMP and MAWPS each test text also occurs in training"}
 
 
 def free_port() -> int:
@@ -339,10 +341,6 @@ def write_results(reports: list[dict], args, root: Path, started: float) -> dict
     (RESULTS / f"{args.name}.md").write_text(markdown(reports, meta))  # not with_suffix: a name may hold a dot
     plot(reports, RESULTS / f"{args.name}.png", args.window)
     return meta
-
-
-PROTOCOL_WORDS = {"grouped": "grouped split: texts never seen in training",
-                  "paper": "paper split: on SVAMP and MAWPS each test text also occurs in training"}
 
 
 def git_commit() -> str | None:

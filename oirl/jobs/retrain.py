@@ -185,9 +185,9 @@ def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, c
         raise JobError(f"no held-out questions in task {task!r}; raise holdout_fraction or log more questions")
     held, since = fresh_held_out(held, champion, min_gate_queries) if params.gate_decisions == "fresh" else (held, None)
     gate = judge(trained.model, policy, embedder, held, champion, min_gate_queries, params.seed, min_lower_bound)
-    gate.update(gate_decisions=params.gate_decisions, held_out_since_observation=since)
     gate.update(champion_version=champion.version if champion is not None else None, held_out_fraction=gate_fraction,
-                held_out_llms=sorted(gate_llms) if gate_llms else "all")
+                held_out_llms=sorted(gate_llms) if gate_llms else "all", gate_decisions=params.gate_decisions,
+                held_out_since_observation=since)
     if champion is not None and params.llm is not None and champion.bundle.llm is None and gate["verdict"] == "pass":
         gate.update(verdict="narrower_scope", provisional=True,
                     reason=f"trained on llm {params.llm!r} only, while the champion serves every LLM of the task; "
