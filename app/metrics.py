@@ -72,6 +72,9 @@ class Metrics:
                 yield CounterMetricFamily("oirl_decisions_dropped", "Decisions this worker could not queue "
                                           "(store too slow for too long); their feedback will be refused.",
                                           value=decisions.dropped)
+                yield CounterMetricFamily("oirl_decisions_rejected", "Decisions the store refused for their "
+                                          "content, set aside so later ones are still written.",
+                                          value=decisions.rejected)
                 yield GaugeMetricFamily("oirl_decisions_queued", "Decisions waiting to be stored.",
                                         value=decisions.queued)
 

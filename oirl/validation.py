@@ -10,6 +10,8 @@ One place so a new field or route gets the same rules by naming a type, not by r
 - ``FiniteFloat``: no NaN / Infinity (``1e999`` parses as Infinity); JSON columns cannot hold them.
 - ``JsonObject``: free-form parameters (e.g. backend params): finite numbers, safe strings, bounded depth.
 - ``UTCDateTime``: a datetime that always carries an offset (SQLite hands back naive UTC values).
+- ``TaskName`` / ``LlmName`` / ``SplitName`` / ``DecisionId``: names bounded by the store's columns,
+  so a name the store cannot hold is a 422 at every edge, never a row the decision log cannot write.
 - ``check_length``: runtime limits that come from settings (query and prompt characters).
 """
 
@@ -84,5 +86,11 @@ NonEmptyText = Annotated[str, Field(min_length=1), AfterValidator(check_text), A
 StrictInt = Annotated[int, Strict()]
 DbInt = Annotated[int, Strict(), Field(ge=1, le=DB_INT_MAX)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+# The store's column widths (oirl.store.models): tasks.name 64, llm 128, split 16, decisions.id 64.
+TASK_NAME_MAX, LLM_NAME_MAX, SPLIT_NAME_MAX, DECISION_ID_MAX = 64, 128, 16, 64
+TaskName = Annotated[str, Field(min_length=1, max_length=TASK_NAME_MAX), AfterValidator(check_text)]
+LlmName = Annotated[str, Field(min_length=1, max_length=LLM_NAME_MAX), AfterValidator(check_text)]
+SplitName = Annotated[str, Field(min_length=1, max_length=SPLIT_NAME_MAX), AfterValidator(check_text)]
+DecisionId = Annotated[str, Field(min_length=1, max_length=DECISION_ID_MAX), AfterValidator(check_text)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]
 UTCDateTime = Annotated[datetime, AfterValidator(as_utc)]

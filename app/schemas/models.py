@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from oirl.validation import SafeText, UTCDateTime
+from oirl.validation import SafeText, TaskName, UTCDateTime
 
 
 class ModelVersionOut(BaseModel):
@@ -40,7 +40,7 @@ class PromoteIn(BaseModel):
 
 class RollbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    task: SafeText | None = Field(None, description="Whose champion to roll back (default: the default task).")
+    task: TaskName | None = Field(None, description="Whose champion to roll back (default: the default task).")
     reason: SafeText = Field("", max_length=200)
 
 

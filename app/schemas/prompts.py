@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from oirl.validation import NonEmptyText, SafeText, UTCDateTime
+from oirl.validation import NonEmptyText, SafeText, TaskName, UTCDateTime
 
 
 class PromptIn(BaseModel):
@@ -12,7 +12,7 @@ class PromptIn(BaseModel):
     text: NonEmptyText = Field(description="Exact prompt text (appended to the query), 1 to "
                                            "OIRL_MAX_PROMPT_CHARS characters; identity is the exact text.")
     name: SafeText | None = Field(None, max_length=128, description="Optional short name.")
-    task: SafeText | None = Field(None, description="Also make it an active candidate of this task.")
+    task: TaskName | None = Field(None, description="Also make it an active candidate of this task.")
 
 
 class PromptOut(BaseModel):

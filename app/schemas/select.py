@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from oirl.validation import DbInt, NonEmptyText, SafeText, StrictInt
+from oirl.validation import DbInt, LlmName, NonEmptyText, StrictInt, TaskName
 
 TASK_DOC = ("The task (GET /v1/tasks); default: OIRL_DEFAULT_TASK, or the only task. Its champion model "
             "scores, and its active prompts are the default candidates.")
@@ -33,21 +33,21 @@ CANDIDATES_DOC = ("Prompts to choose from (at most OIRL_MAX_CANDIDATES, default 
 class SelectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"query": "Tom has 3 apples and buys 5 more. How many apples does he have?", "top_k": 3}]})
-    task: SafeText | None = Field(None, description=TASK_DOC)
+    task: TaskName | None = Field(None, description=TASK_DOC)
     query: NonEmptyText = Field(description=QUERY_DOC)
     candidates: list[CandidateIn] | None = Field(None, min_length=1, description=CANDIDATES_DOC)
-    llm: SafeText | None = Field(None, description="The LLM the prompt is for; refused if the model was trained "
-                                                   "on another LLM's logs only.")
+    llm: LlmName | None = Field(None, description="The LLM the prompt is for (1 to 128 characters); refused if the "
+                                                  "model was trained on another LLM's logs only.")
     top_k: StrictInt | None = Field(None, ge=1, description="Length of `ranking` (default: every candidate).")
 
 
 class BatchSelectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    task: SafeText | None = Field(None, description=TASK_DOC)
+    task: TaskName | None = Field(None, description=TASK_DOC)
     queries: list[NonEmptyText] = Field(min_length=1, description="1 to OIRL_MAX_BATCH (default 256) queries, "
                                                                   "embedded in one pass.")
     candidates: list[CandidateIn] | None = Field(None, min_length=1, description=CANDIDATES_DOC)
-    llm: SafeText | None = None
+    llm: LlmName | None = None
     top_k: StrictInt | None = Field(None, ge=1)
 
 

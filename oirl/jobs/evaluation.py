@@ -21,15 +21,15 @@ from oirl.evaluate.offpolicy import POLICY_PATTERN, POLICY_RULE
 from oirl.jobs.data import store_logs
 from oirl.jobs.retrain import Backend, Features
 from oirl.jobs.runner import JobError
-from oirl.validation import JsonObject, SafeText, StrictInt
+from oirl.validation import JsonObject, LlmName, StrictInt, TaskName
 
 
 @dataclass(config=ConfigDict(extra="forbid"))
 class EvaluationParams:
     """What to evaluate: the request body of ``POST /v1/evaluations`` and the options of ``oirl evaluate``."""
 
-    task: SafeText | None = Field(None, description="Task whose logs to evaluate on (default: the default task).")
-    llm: SafeText | None = Field(None, description="Only this LLM's observations (default: every LLM).")
+    task: TaskName | None = Field(None, description="Task whose logs to evaluate on (default: the default task).")
+    llm: LlmName | None = Field(None, description="Only this LLM's observations (default: every LLM).")
     protocol: Literal["grouped", "paper"] = Field(
         "grouped", description="grouped: split by question text, no test question seen in training; paper: the "
                                "logs' own train/test split (the benchmark's published one).")

@@ -35,7 +35,7 @@ from oirl.jobs.runner import JobError, json_safe
 from oirl.registry import ModelRegistry
 from oirl.registry.live import LoadedModel
 from oirl.store.registry_repo import CHALLENGER
-from oirl.validation import JsonObject, SafeText, StrictInt
+from oirl.validation import JsonObject, LlmName, StrictInt, TaskName
 
 TRAIN_TMP_PREFIX = "oirl-train-"  # a crash leaves these in the temp dir; services sweep old ones at start
 Backend = Literal["lightgbm", "xgboost", "mlp"]
@@ -46,8 +46,8 @@ Features = Literal["concat+knn", "concat", "concat+product"]
 class RetrainParams:
     """What to train: the request body of ``POST /admin/retrain`` and the options of ``oirl train``."""
 
-    task: SafeText | None = Field(None, description="Task whose logs to train on (default: the default task).")
-    llm: SafeText | None = Field(None, description="Only this LLM's observations (default: every LLM of the task).")
+    task: TaskName | None = Field(None, description="Task whose logs to train on (default: the default task).")
+    llm: LlmName | None = Field(None, description="Only this LLM's observations (default: every LLM of the task).")
     backend: Backend = Field("lightgbm", description="Reward-model backend.")
     params: JsonObject | None = Field(None, description="Backend parameters overriding its defaults.")
     features: Features = Field("concat+knn", description="Pair features; the measured default is concat+knn.")

@@ -4,7 +4,10 @@
 writes what has queued in batched transactions. When the store is slow or down, the queue
 absorbs it up to ``max_queue`` decisions; beyond that new decisions are dropped and counted
 (``dropped``), so selection keeps working and the loss is visible in ``/readyz`` and the
-metrics. A failed batch is retried (with back-off) before anything newer is written.
+metrics. A batch the store could not take because it was unreachable is retried (with back-off)
+before anything newer is written; a batch it refused for its content (a value the columns cannot
+hold) is written row by row, and the rows it still refuses are set aside: counted (``rejected``),
+logged, never retried, so one bad record cannot hold up every decision after it.
 ``stop`` flushes what is queued (graceful shutdown). Retention: decisions older than
 ``retention_days`` are deleted once an hour.
 """
@@ -18,6 +21,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from oirl.store.engine import transaction
 from oirl.store.logs import insert_ignoring_duplicates
@@ -42,6 +47,7 @@ class DecisionLog:
         self._last_prune = 0.0
         self.written = 0
         self.dropped = 0
+        self.rejected = 0
         self.last_error: str | None = None
 
     # ------------------------------------------------------------------ producer side
@@ -61,7 +67,7 @@ class DecisionLog:
 
     def status(self) -> dict:
         return {"queued": self.queued, "written": self.written, "dropped": self.dropped,
-                "last_error": self.last_error}
+                "rejected": self.rejected, "last_error": self.last_error}
 
     # ------------------------------------------------------------------ writer side
     def start(self) -> None:
@@ -91,13 +97,39 @@ class DecisionLog:
                     return True
                 try:
                     self._write(self._pending)
-                except Exception as exc:  # store down or slow: keep the batch, try again later
-                    self.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
-                    log.warning("decision log: %d decisions not written yet: %s", len(self._pending), self.last_error)
-                    return False
+                except Exception as exc:
+                    if _unreachable(exc):  # store down or slow: keep the batch, try again later
+                        self._note_unwritten(exc)
+                        return False
+                    if not self._write_row_by_row():
+                        return False
+                    continue
                 self.written += len(self._pending)
                 self._pending = []
                 self.last_error = None
+
+    def _note_unwritten(self, exc: Exception) -> None:
+        self.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        log.warning("decision log: %d decisions not written yet: %s", len(self._pending), self.last_error)
+
+    def _write_row_by_row(self) -> bool:
+        """The store refused the batch for its content: write each row alone and set aside those it
+        still refuses. False (the unwritten rest kept) if the store became unreachable meanwhile."""
+        while self._pending:
+            row = self._pending[0]
+            try:
+                self._write([row])
+            except Exception as exc:
+                if _unreachable(exc):
+                    self._note_unwritten(exc)
+                    return False
+                self.rejected += 1
+                log.error("decision log: decision %s set aside, the store refused it: %s: %s",
+                          row.get("id"), type(exc).__name__, str(exc).splitlines()[0][:200])
+            else:
+                self.written += 1
+            self._pending.pop(0)
+        return True
 
     def _take(self, n: int) -> list[dict]:
         out = []
@@ -135,3 +167,11 @@ class DecisionLog:
         cutoff = (now or datetime.now(UTC)) - self.retention
         with transaction(self.factory) as s:
             return s.execute(delete(Decision).where(Decision.created_at < cutoff)).rowcount or 0
+
+
+def _unreachable(exc: Exception) -> bool:
+    """Whether a write failed because the store could not be reached (worth retrying the same rows),
+    as opposed to refusing these rows (a value too long, a constraint): retrying those never ends."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | ConnectionError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated

@@ -56,6 +56,26 @@ def test_unencodable_text_is_a_422_on_every_text_field(client, auth, method, url
     problem(send(client, method, url, body(bad), auth), 422, words)
 
 
+# Names the store holds in bounded columns (decisions.llm VARCHAR(128), tasks.name 64, observations.split 16):
+# past the width they are a 422 at the edge. Before, a 200-character `llm` on /v1/select answered 200 and
+# its decision then blocked PostgreSQL's decision log for everyone.
+TOO_LONG = [
+    ("POST", "/v1/select", {"query": "q", "llm": "x" * 129}, "128"),
+    ("POST", "/v1/select", {"query": "q", "task": "t" * 65}, "64"),
+    ("POST", "/v1/select/batch", {"queries": ["q"], "llm": "x" * 129}, "128"),
+    ("POST", "/v1/logs", {"rows": [{"query": "q", "prompt": "p", "correct": True, "llm": "x" * 129}]}, "128"),
+    ("POST", "/v1/logs", {"rows": [{"query": "q", "prompt": "p", "correct": True, "split": "s" * 17}]}, "16"),
+    ("POST", "/v1/logs", {"task": "t" * 65, "rows": [{"query": "q", "prompt": "p", "correct": True}]}, "64"),
+    ("POST", "/admin/retrain", {"llm": "x" * 129}, "128"),
+    ("POST", "/v1/evaluations", {"task": "t" * 65}, "64"),
+]
+
+
+@pytest.mark.parametrize(("method", "url", "body", "limit"), TOO_LONG)
+def test_names_longer_than_their_column_are_a_422(client, auth, method, url, body, limit):
+    problem(send(client, method, url, body, auth), 422, limit)
+
+
 @pytest.mark.parametrize("url", ["/v1/tasks/a%00b", "/v1/evaluations/%00", "/v1/models?task=a%00"])
 def test_nul_in_path_or_query_parameters_is_a_422(client, url):
     problem(client.get(url), 422)
