@@ -169,7 +169,11 @@ def make_backend(name: str, params: dict | None = None, client=None) -> Backend:
         from oirl.reward.mlp import MLPBackend
 
         return MLPBackend(params)
-    raise ValueError(f"unknown backend {name!r}; choose one of lightgbm, xgboost, mlp")
+    if name == "heads":
+        from oirl.reward.heads import HeadsBackend
+
+        return HeadsBackend(params)
+    raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
-BACKENDS = ("lightgbm", "xgboost", "mlp")
+BACKENDS = ("lightgbm", "xgboost", "mlp", "heads")

@@ -76,6 +76,8 @@ class PromptRewardModel:
         pid = np.unique(np.asarray(prompt_emb), axis=0, return_inverse=True)[1].ravel()
         self.embedding_dim_ = int(np.asarray(query_emb).shape[1])
         params = {"seed": self.random_state, **(self.params or {})}
+        if self.backend == "heads":  # it reads e(q) and e(p) out of the feature rows
+            params["embedding_dim"] = self.embedding_dim_
 
         self.validation_mask_ = self._validation_mask(np.asarray(groups))
         val = self.validation_mask_

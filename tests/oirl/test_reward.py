@@ -61,7 +61,8 @@ def test_neighbour_memory_never_shows_a_query_its_own_outcome():
 MLP_SMALL = {"n_rounds": 40, "hidden": 32, "batch_size": 16, "lr": 3e-3, "early_stopping_rounds": 40}
 
 
-@pytest.mark.parametrize("backend,params", [("lightgbm", FAST), ("xgboost", {"n_rounds": 60}), ("mlp", MLP_SMALL)])
+@pytest.mark.parametrize("backend,params", [("lightgbm", FAST), ("xgboost", {"n_rounds": 60}), ("mlp", MLP_SMALL),
+                                            ("heads", None)])
 @pytest.mark.parametrize("features", ["concat", "concat+knn"])
 def test_backends_learn_which_prompt_suits_which_query(backend, params, features, tmp_path):
     emb = HashingBagOfWordsEmbedder(32)
@@ -84,6 +85,41 @@ def test_backends_learn_which_prompt_suits_which_query(backend, params, features
     assert meta["backend"] == backend and meta["params"]["embedder"]["name"] == "hashing-bow-32"
     assert meta["metrics"] == {"auc": 1.0} and len(meta["artefact_sha256"]) == 64
     assert meta["library_versions"]["numpy"] and meta["training_summary"]["n_groups"] == 80
+
+
+def one_prompt_per_query_logs(n_queries: int, seed: int = 0) -> pd.DataFrame:
+    """Partial logs: each fruit question tried once with one of the two prompts, at random."""
+    full = fruit_logs(n_queries // 2, seed)
+    pick = np.random.default_rng(seed).integers(0, 2, full["query_index"].nunique())
+    return full[full["prompt_index"].to_numpy() == pick[full["query_index"].to_numpy()]]
+
+
+@pytest.mark.parametrize("n_queries", [40, 200])
+def test_heads_learn_from_one_prompt_per_query(n_queries):
+    from oirl.reward.heads import HeadsBackend
+
+    emb = HashingBagOfWordsEmbedder(32)
+    model = fit_reward_model(one_prompt_per_query_logs(n_queries), emb, backend="heads", features="concat").model
+    q = emb.encode(["apple question 998 about apples and number 998",
+                    "banana question 999 about bananas and number 999"])
+    s = model.score(q, emb.encode(["Use the apple method: ", "Use the banana method: "]))
+    assert s[0, 0] > s[0, 1] and s[1, 1] > s[1, 0]
+    # The penalty is a fixed prior: the same λ pulls the heads harder on fewer observations.
+    backend = model.backend_
+    assert isinstance(backend, HeadsBackend) and backend.lambda_ == 30.0
+    assert np.abs(backend.H_).sum() > 0
+
+
+def test_heads_score_an_unseen_prompt_like_its_nearest_known_one():
+    emb = HashingBagOfWordsEmbedder(32)
+    model = fit_reward_model(fruit_logs(), emb, backend="heads", features="concat").model
+    q = emb.encode(["apple question 998 about apples and number 998"])
+    known = emb.encode(["Use the apple method: ", "Use the banana method: "])
+    near = emb.encode(["Use the apple method please: "])  # not a training prompt
+    s_known, s_near = model.score(q, known)[0], model.score(q, near)[0, 0]
+    assert s_near > s_known[1]
+    with pytest.raises(ValueError, match="do not hold two"):
+        model.backend_.predict(np.zeros((1, 10)))
 
 
 def test_load_refuses_a_tampered_artefact(tmp_path):
