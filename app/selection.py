@@ -37,7 +37,7 @@ import numpy as np
 from oirl.feedback import new_decision_id
 from oirl.hashing import text_sha256
 from oirl.registry import LoadedModel
-from oirl.select import apply_policy
+from oirl.select import apply_policy, fallback_reason
 from oirl.select.explore import GREEDY, Exploration, action_probabilities, draw
 
 
@@ -112,6 +112,7 @@ class Scored:
     scores: np.ndarray  # (n_c,) P(correct)
     greedy: int  # the safe policy's choice
     fallback: bool
+    fallback_reason: str | None  # oirl.select.fallback_reason: the same words on every path
     default_index: int | None
     ranking_json: bytes  # the serialised `ranking` (the bulk of an answer, built once)
 
@@ -195,8 +196,8 @@ class Selector:
         c = item.candidates[chosen]
         result = {"task": item.model.task, "prompt": {"id": c.id, "text": c.text},
                   "p_correct": float(scored.scores[chosen]), "model_version": item.model.version,
-                  "fallback": fallback, "explored": explored, "propensity": float(pi[chosen]),
-                  "decision_id": decision_id}
+                  "fallback": fallback, "fallback_reason": scored.fallback_reason if fallback else None,
+                  "explored": explored, "propensity": float(pi[chosen]), "decision_id": decision_id}
         head = json.dumps(result, separators=(",", ":")).encode()
         body = head[:-1] + b',"ranking":' + scored.ranking_json + b"}"
         decision = {"id": decision_id, "task": item.model.task, "query_text": item.query, "llm": item.llm,
@@ -282,19 +283,22 @@ class Selector:
                 chosen = apply_policy(scores, texts, first.model.policy)  # the same rule as every other path
                 default = first.model.policy.default_index_in(texts) if first.model.policy else None
                 for row, n in enumerate(members):
-                    out[n] = _scored(items[n], chosen, row, default)
+                    out[n] = _scored(items[n], chosen, row, default, first.model.policy)
             except Exception as exc:
                 for n in members:
                     out[n] = exc
         return out
 
 
-def _scored(item: Item, chosen, row: int, default_index: int | None) -> Scored:
+def _scored(item: Item, chosen, row: int, default_index: int | None, policy) -> Scored:
     cands = item.candidates
     ranking = [{"prompt": {"id": cands[j].id, "text": cands[j].text}, "p_correct": float(chosen.scores[row, j])}
                for j in chosen.ranking[row][: item.top_k or len(cands)]]
-    return Scored(scores=chosen.scores[row].copy(), greedy=int(chosen.choice[row]), fallback=bool(chosen.fallback[row]),
-                  default_index=default_index, ranking_json=json.dumps(ranking, separators=(",", ":")).encode())
+    fallback = bool(chosen.fallback[row])
+    reason = fallback_reason(policy, float(chosen.margin[row])) if fallback else None
+    return Scored(scores=chosen.scores[row].copy(), greedy=int(chosen.choice[row]), fallback=fallback,
+                  fallback_reason=reason, default_index=default_index,
+                  ranking_json=json.dumps(ranking, separators=(",", ":")).encode())
 
 
 def _policy_record(item: Item) -> dict:

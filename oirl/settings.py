@@ -73,8 +73,9 @@ class Settings(BaseSettings):
         default=None, description="Task used when a request or command names none; unset: the only task, if "
                                   "the store has exactly one.")
     gate_min_queries: int = Field(
-        default=100, ge=1, description="Fewest held-out queries a challenger must be judged on before it may "
-                                       "replace a champion without force.")
+        default=30, ge=1, description="Fewest held-out queries a challenger must be judged on before it may "
+                                      "replace a champion without force: a sanity floor; the interval of the "
+                                      "difference is what measures the evidence.")
     gate_min_lower_bound: float = Field(
         default=-0.02, le=0, description="Where the gate judges by off-policy (DR) estimates: the lowest 95% lower "
                                          "bound of the challenger-minus-champion value it accepts without force.")

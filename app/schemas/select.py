@@ -69,6 +69,8 @@ class SelectResponse(BaseModel):
     model_version: int
     fallback: bool = Field(description="True when the model's margin over the best training prompt was below "
                                        "the calibrated threshold, so that safe default was chosen instead.")
+    fallback_reason: str | None = Field(None, description="Why the default was chosen (present when `fallback`): "
+                                        "the model is never trusted (and why), or this margin was below τ.")
     explored: bool = Field(description="True when the task's exploration served another prompt than the "
                                        "model's (safe) choice.")
     propensity: float = Field(description="Probability with which the serving policy chose this prompt (1 "

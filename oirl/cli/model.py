@@ -94,6 +94,9 @@ def train(task: TaskOpt = None, llm: LlmOpt = None, backend: BackendOpt = "light
           calibration_folds: Annotated[int, typer.Option(
               help="Partial logs with propensities: calibrate the safe policy on out-of-fold scores of every "
                    "training question, for this many extra fits (0: on the 10% validation split only).")] = 0,
+          trust_level: Annotated[float, typer.Option(
+              help="Partial logs with propensities: one-sided confidence that trusting the model gains before it "
+                   "may override the default prompt.")] = 0.95,
           gate_decisions: Annotated[str, typer.Option(
               help="all: judge against the champion on every held-out observation; fresh: only on those logged "
                    "after the champion was trained (where they cover OIRL_GATE_MIN_QUERIES questions).")] = "all",
@@ -113,7 +116,8 @@ def train(task: TaskOpt = None, llm: LlmOpt = None, backend: BackendOpt = "light
     chosen = _task(factory, task)
     p = _build(RetrainParams, task=chosen, llm=llm, backend=backend, params=_params_json(params), features=features,
                holdout_fraction=holdout_fraction, max_queries=max_queries, seed=seed,
-               propensity_clip=propensity_clip, calibration_folds=calibration_folds, gate_decisions=gate_decisions)
+               propensity_clip=propensity_clip, calibration_folds=calibration_folds, trust_level=trust_level,
+               gate_decisions=gate_decisions)
     registry = _registry(factory)
     settings = get_settings()
     with user_errors(ClusterError, JobError), training_engine(settings, dask, p.backend) as (embedder, client):
@@ -124,7 +128,21 @@ def train(task: TaskOpt = None, llm: LlmOpt = None, backend: BackendOpt = "light
                                 min_lower_bound=settings.gate_min_lower_bound, client=client)
     typer.echo(f"registered v{info.id} as challenger of task {chosen!r}")
     typer.echo(f"gate: {describe_gate(metrics['gate'])}")
-    typer.echo(f"promote with: oirl models promote {info.id}")
+    typer.echo(next_step(metrics, info.id, registry.alias(chosen, "champion")))
+
+
+def next_step(metrics: dict, version: int, champion: int | None) -> str:
+    """The promotion hint after training: the command when the registry would accept it, else why not
+    and what to do (the registry's own rule, ``check_gate``, decides)."""
+    from oirl.registry.registry import PromotionRefused, check_gate
+
+    if champion is not None:
+        try:
+            check_gate(metrics, version, champion)
+        except PromotionRefused as refused:
+            return (f"not promotable yet: {refused}. Log more observations and retrain, or override: "
+                    f"oirl models promote {version} --force")
+    return f"promote with: oirl models promote {version}"
 
 
 def describe_gate(gate: dict) -> str:
@@ -250,9 +268,9 @@ def select(query: Annotated[str, typer.Argument(help="The query to choose a prom
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
+    why = f"  (fallback to the default prompt: {result['fallback_reason']})" if result["fallback"] else ""
     typer.echo(f"task {chosen} · model v{champion.version} · chosen: {result['prompt']!r}  "
-               f"P(correct)={result['p_correct']:.3f}"
-               f"{'  (fallback to the best training prompt: low margin)' if result['fallback'] else ''}")
+               f"P(correct)={result['p_correct']:.3f}{why}")
     for rank, r in enumerate(result["ranking"], 1):
         typer.echo(f"{rank:3d}. {r['p_correct']:.3f}  {r['prompt']}")
 

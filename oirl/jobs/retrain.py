@@ -37,8 +37,11 @@ from oirl.registry.live import LoadedModel
 from oirl.store.registry_repo import CHALLENGER
 from oirl.validation import JsonObject, LlmName, StrictInt, TaskName
 
+# Fewer distinct training questions than this cannot hold a validation split and a model worth judging
+# (a one-row task used to fail inside numpy: "zero-size array to reduction operation maximum").
+MIN_TRAIN_QUESTIONS = 20
 TRAIN_TMP_PREFIX = "oirl-train-"  # a crash leaves these in the temp dir; services sweep old ones at start
-Backend = Literal["lightgbm", "xgboost", "mlp"]
+Backend = Literal["lightgbm", "xgboost", "mlp", "heads"]
 Features = Literal["concat+knn", "concat", "concat+product"]
 
 
@@ -61,6 +64,9 @@ class RetrainParams:
     calibration_folds: StrictInt = Field(0, ge=0, le=20, description="On partial logs with propensities, calibrate "
                                          "the safe policy on out-of-fold scores of every training question, for this "
                                          "many extra fits (0: on the 10% validation split only).")
+    trust_level: float = Field(0.95, ge=0.5, lt=1.0, description="Partial logs with propensities: the one-sided "
+                               "confidence that trusting the model gains, required before it may override the "
+                               "default prompt (lower: trusts sooner, errs more often).")
     gate_decisions: Literal["all", "fresh"] = Field(
         "all", description="Judge against the champion on every held-out observation (all), or only on those logged "
                            "after the champion was trained (fresh), where they cover OIRL_GATE_MIN_QUERIES questions: "
@@ -135,7 +141,7 @@ def fresh_held_out(held: pd.DataFrame, champion: LoadedModel | None,
 
 def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, champion: LoadedModel | None = None,
             job_id: str | None = None, progress=lambda f: None, alias: str | None = CHALLENGER,
-            min_gate_queries: int = 100, min_lower_bound: float = -0.02, client=None):
+            min_gate_queries: int = 30, min_lower_bound: float = -0.02, client=None):
     """Train, judge against ``champion`` (the task's), register. Returns (VersionInfo, metrics).
 
     ``client``: a ``distributed.Client``: the reward model trains on its cluster (``oirl.distributed``; pass a
@@ -158,8 +164,10 @@ def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, c
         raise JobError(f"no training observations in task {task!r} for llm={params.llm!r}")
     held_mask = holdout_mask(task, scope["query"], params.holdout_fraction)
     train = subsample_questions(scope[~held_mask], params.max_queries, params.seed)
-    if train.empty:
-        raise JobError(f"every question of task {task!r} fell in the held-out share; lower holdout_fraction")
+    if train["query"].nunique() < MIN_TRAIN_QUESTIONS:
+        raise JobError(f"task {task!r} has {train['query'].nunique()} training question(s) once "
+                       f"{params.holdout_fraction:.0%} of its {scope['query'].nunique()} are held out for the gate; "
+                       f"training needs at least {MIN_TRAIN_QUESTIONS}: log more observations first")
     progress(0.1)
     try:
         trained = fit_reward_model(train, embedder, backend=params.backend, params=params.params,
@@ -168,7 +176,7 @@ def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, c
                                    calibration_folds=params.calibration_folds)
     except (ValueError, ClusterError) as exc:  # bad backend parameters or combination: the user's mistake
         raise JobError(str(exc)) from exc
-    policy = calibrate_policy(trained)
+    policy = calibrate_policy(trained, level=params.trust_level)
     progress(0.7)
 
     if champion is not None and champion.info.embedder_revision != embedder.identity.revision:

@@ -19,12 +19,13 @@ from oirl.select.policy import (
     best_of_n,
     calibrate_margin,
     calibrate_policy,
+    fallback_reason,
     rank_candidates,
     tie_order,
 )
 
 __all__ = ["BestOfN", "SelectionPolicy", "apply_policy", "best_of_n", "calibrate_margin", "calibrate_policy",
-           "rank_candidates", "select_prompts", "tie_order"]
+           "fallback_reason", "rank_candidates", "select_prompts", "tie_order"]
 
 
 def select_prompts(model, embedder, queries: Sequence[str], candidates: Sequence[str],
@@ -60,6 +61,7 @@ def select_prompts(model, embedder, queries: Sequence[str], candidates: Sequence
             "prompt": candidates[c],
             "p_correct": float(result.scores[i, c]),
             "fallback": bool(result.fallback[i]),
+            "fallback_reason": (fallback_reason(policy, float(result.margin[i])) if result.fallback[i] else None),
             "ranking": [{"index": int(j), "prompt": candidates[j], "p_correct": float(result.scores[i, j])}
                         for j in ranked],
         })

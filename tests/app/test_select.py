@@ -10,8 +10,8 @@ def test_select_default_candidates_answers_the_full_shape(client):
     assert r.status_code == 200, r.text
     body = r.json()
     assert r.headers["X-Model-Version"] == "1" and body["model_version"] == 1
-    assert set(body) == {"task", "prompt", "p_correct", "ranking", "model_version", "fallback", "explored",
-                         "propensity", "decision_id"}
+    assert set(body) == {"task", "prompt", "p_correct", "ranking", "model_version", "fallback", "fallback_reason",
+                         "explored", "propensity", "decision_id"}
     assert body["explored"] is False and body["propensity"] == 1.0 and len(body["decision_id"]) == 32
     assert body["prompt"]["text"] in (DIRECT, STEPWISE) and isinstance(body["prompt"]["id"], int)
     assert [x["p_correct"] for x in body["ranking"]] == sorted((x["p_correct"] for x in body["ranking"]), reverse=True)

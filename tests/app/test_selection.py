@@ -53,5 +53,5 @@ def test_lru_is_bounded_by_bytes():
 def test_a_ranking_of_long_candidates_is_counted_at_its_real_size():
     cands = tuple(Candidate(None, f"{n} " + "p" * 8_000) for n in range(64))
     ranking = ("[" + ",".join(c.text for c in cands) + "]").encode()
-    size = scored_bytes((1, "q", cands, None), Scored(np.zeros(64), 0, False, None, ranking))
+    size = scored_bytes((1, "q", cands, None), Scored(np.zeros(64), 0, False, None, None, ranking))
     assert size > 2 * 64 * 8_000  # the key's texts and the serialised ranking: ~1 MB, as measured in issue 9

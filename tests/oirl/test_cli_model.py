@@ -116,6 +116,7 @@ def test_production_shaped_logs_from_import_to_a_served_promoted_model(cli_env, 
     # Partial logs give no full-information validation: the policy keeps its default (τ = inf),
     # so any departure the model would make is flagged as a fallback.
     assert answer["fallback"] == (answer["ranking"][0]["prompt"] != answer["prompt"])
+    assert (answer["fallback_reason"] is None) == (not answer["fallback"])
 
     second = invoke("train", "--params", '{"n_rounds": 40, "min_data_in_leaf": 2}')  # the only task: default
     assert "registered v2" in second.output and "vs champion v1" in second.output

@@ -179,3 +179,20 @@ def test_a_few_full_grids_among_partial_logs_do_not_pick_tau_alone():
     policy = calibrate_policy(trained)
     assert policy.validation["method"].startswith("dr") and policy.validation["n_queries"] == n_q
     assert math.isinf(policy.margin_threshold)  # random scores: nothing to trust
+
+
+def test_every_fallback_states_its_actual_cause():
+    import math
+
+    from oirl.select import SelectionPolicy, fallback_reason
+
+    never = SelectionPolicy("A: ", 0.5, math.inf, {"n_queries": 40, "gain_lower_bound": -0.031, "level": 0.95})
+    assert fallback_reason(never, 0.37) == ("the model is never trusted over the default prompt: on 40 calibration "
+                                            "questions the 95% lower bound of the gain from trusting it was -0.031, "
+                                            "not above 0")
+    noted = SelectionPolicy("A: ", 0.5, math.inf, {"n_queries": 0, "note": "no validation question"})
+    assert fallback_reason(noted, 0.1).endswith(": no validation question")
+    tau = SelectionPolicy("A: ", 0.5, 0.2, {})
+    assert fallback_reason(tau, 0.05) == ("the model's margin over the default prompt, 0.050, is below the "
+                                          "calibrated τ = 0.200")
+    assert fallback_reason(None, 0.1) is None

@@ -36,7 +36,7 @@ function candidatesEditor(task) {
 function answerView(a) {
   const flags = [
     badge(`model v${a.model_version}`, "info"),
-    a.fallback ? badge("fallback: the safe default (the model's margin was below its calibrated threshold)", "warn")
+    a.fallback ? badge(`fallback: the safe default (${a.fallback_reason || "the model was not trusted"})`, "warn")
       : badge("the model's own choice", "good"),
     a.explored === true ? badge(`explored (propensity ${num(a.propensity)})`, "warn") : null,
     a.explored === false && a.propensity !== undefined ? badge(`greedy (propensity ${num(a.propensity)})`) : null,
