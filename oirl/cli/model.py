@@ -93,7 +93,7 @@ def train(task: TaskOpt = None, llm: LlmOpt = None, backend: BackendOpt = "light
                    "(e.g. 0.05; default: unweighted).")] = None,
           calibration_folds: Annotated[int, typer.Option(
               help="Partial logs with propensities: calibrate the safe policy on out-of-fold scores of every "
-                   "training question, for this many extra fits (0: on the 10% validation split only).")] = 0,
+                   "training question, for this many extra fits (0: on the 10% validation split only).")] = 5,
           trust_level: Annotated[float, typer.Option(
               help="Partial logs with propensities: one-sided confidence that trusting the model gains before it "
                    "may override the default prompt.")] = 0.95,

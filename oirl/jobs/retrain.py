@@ -34,6 +34,7 @@ from oirl.jobs.data import store_logs
 from oirl.jobs.runner import JobError, json_safe
 from oirl.registry import ModelRegistry
 from oirl.registry.live import LoadedModel
+from oirl.reward.train import CALIBRATION_FOLDS
 from oirl.store.registry_repo import CHALLENGER
 from oirl.validation import JsonObject, LlmName, StrictInt, TaskName
 
@@ -61,7 +62,7 @@ class RetrainParams:
     seed: StrictInt = Field(0, description="Seeds the subsample, the validation split and the backend.")
     propensity_clip: float | None = Field(None, gt=0, le=1, description="Weight each observation by 1/max(propensity, "
                                           "clip) to undo the logging policy's preferences (unset: unweighted).")
-    calibration_folds: StrictInt = Field(0, ge=0, le=20, description="On partial logs with propensities, calibrate "
+    calibration_folds: StrictInt = Field(CALIBRATION_FOLDS, ge=0, le=20, description="On partial logs with propensities, calibrate "
                                          "the safe policy on out-of-fold scores of every training question, for this "
                                          "many extra fits (0: on the 10% validation split only).")
     trust_level: float = Field(0.95, ge=0.5, lt=1.0, description="Partial logs with propensities: the one-sided "

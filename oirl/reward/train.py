@@ -61,8 +61,11 @@ BOTR_PROPENSITY_CLIP = 0.05
 # informative model it turned 0% trust into 49% (tests/oirl/test_jobs.py); on the real benchmark's
 # partial logs (benchmarks/results/partial_logs.md) and on four loop runs' final logs it trusted no
 # model the split did not (median DR lower bound -0.02 either way), at 2.5-3x the training time.
-# So it is opt-in.
-CALIBRATION_FOLDS = 0
+# On the synthetic tasks of benchmarks/synthetic_tasks.py (1,000 rows logged uniformly, heads backend,
+# 3 seeds) the served policy captured 0.52 / 0.65 / 0.43 of the per-kind oracle's gain with 5 folds
+# against 0 / 0.63 / 0 on the split: a small team's logs are where the split has no power, so 5 folds
+# are the default (only on partial logs with propensities; full-information logs never pay for them).
+CALIBRATION_FOLDS = 5
 
 
 def best_prompt_by_value(logs: pd.DataFrame) -> str:
