@@ -62,9 +62,9 @@ class RetrainParams:
     seed: StrictInt = Field(0, description="Seeds the subsample, the validation split and the backend.")
     propensity_clip: float | None = Field(None, gt=0, le=1, description="Weight each observation by 1/max(propensity, "
                                           "clip) to undo the logging policy's preferences (unset: unweighted).")
-    calibration_folds: StrictInt = Field(CALIBRATION_FOLDS, ge=0, le=20, description="On partial logs with propensities, calibrate "
-                                         "the safe policy on out-of-fold scores of every training question, for this "
-                                         "many extra fits (0: on the 10% validation split only).")
+    calibration_folds: StrictInt = Field(
+        CALIBRATION_FOLDS, ge=0, le=20, description="On partial logs with propensities, calibrate the safe policy on "
+        "out-of-fold scores of every training question, for this many extra fits (0: on the 10% validation split).")
     trust_level: float = Field(0.95, ge=0.5, lt=1.0, description="Partial logs with propensities: the one-sided "
                                "confidence that trusting the model gains, required before it may override the "
                                "default prompt (lower: trusts sooner, errs more often).")
