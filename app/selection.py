@@ -39,6 +39,7 @@ from oirl.hashing import text_sha256
 from oirl.registry import LoadedModel
 from oirl.select import apply_policy, fallback_reason
 from oirl.select.explore import GREEDY, Exploration, action_probabilities, draw
+from oirl.select.policy import known_mask
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class Item:
     exploration: Exploration = GREEDY
     explorable: tuple[bool, ...] = ()  # per candidate: an active prompt of the task (may be explored)
     llm: str | None = None
+    allow_unseen: bool = False  # serve a candidate the model has no observations of over one it has
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ class Selector:
 
     # -------------------------------------------------------------- public
     async def select(self, item: Item) -> Answer:
-        key = (item.model.version, item.query, item.candidates, item.top_k)
+        key = (item.model.version, item.query, item.candidates, (item.top_k, item.allow_unseen))
         scored = self._scored.get(key)
         hit = scored is not None
         if not hit:
@@ -269,7 +271,7 @@ class Selector:
             if item.query in q_failed:
                 out[n] = q_failed[item.query]
             else:
-                groups.setdefault((item.model.version, item.candidates), []).append(n)
+                groups.setdefault((item.model.version, item.candidates, item.allow_unseen), []).append(n)
         for members in groups.values():
             try:
                 first = items[members[0]]
@@ -280,7 +282,8 @@ class Selector:
                 Q = np.stack([q_vec[items[n].query] for n in members])  # (n_q, d)
                 P = np.stack([p_vec[t] for t in texts])  # (n_c, d)
                 scores = first.model.model.score(Q, P)  # (n_q, n_c)
-                chosen = apply_policy(scores, texts, first.model.policy)  # the same rule as every other path
+                # the same rule as every other path
+                chosen = apply_policy(scores, texts, first.model.policy, allow_unseen=first.allow_unseen)
                 default = first.model.policy.default_index_in(texts) if first.model.policy else None
                 for row, n in enumerate(members):
                     out[n] = _scored(items[n], chosen, row, default, first.model.policy)
@@ -292,8 +295,9 @@ class Selector:
 
 def _scored(item: Item, chosen, row: int, default_index: int | None, policy) -> Scored:
     cands = item.candidates
-    ranking = [{"prompt": {"id": cands[j].id, "text": cands[j].text}, "p_correct": float(chosen.scores[row, j])}
-               for j in chosen.ranking[row][: item.top_k or len(cands)]]
+    seen = known_mask(policy, [c.text for c in cands])
+    ranking = [{"prompt": {"id": cands[j].id, "text": cands[j].text}, "p_correct": float(chosen.scores[row, j]),
+                "seen": bool(seen[j])} for j in chosen.ranking[row][: item.top_k or len(cands)]]
     fallback = bool(chosen.fallback[row])
     reason = fallback_reason(policy, float(chosen.margin[row])) if fallback else None
     return Scored(scores=chosen.scores[row].copy(), greedy=int(chosen.choice[row]), fallback=fallback,

@@ -77,10 +77,10 @@ def resolve_candidates(service: Service, task: TaskView,
 
 
 def item(task: TaskView, model: LoadedModel, query: str, cands: tuple[Candidate, ...], top_k: int | None,
-         llm: str | None) -> Item:
+         llm: str | None, allow_unseen: bool = False) -> Item:
     # The decision's LLM: the one named, else the task's, else the one the serving model was trained on.
     return Item(model, query, cands, top_k, exploration=task.exploration, explorable=task.explorable(cands),
-                llm=llm or task.llm or model.bundle.llm)
+                llm=llm or task.llm or model.bundle.llm, allow_unseen=allow_unseen)
 
 
 def check_llm(task: TaskView, model: LoadedModel, llm: str | None) -> None:
@@ -103,7 +103,8 @@ async def select(body: SelectRequest, service: ServiceDep) -> Response:
     model = champion_for(service, task.name)
     check_llm(task, model, body.llm)
     cands = resolve_candidates(service, task, body.candidates)
-    answer = await service.selector.select(item(task, model, body.query, cands, body.top_k, body.llm))
+    answer = await service.selector.select(item(task, model, body.query, cands, body.top_k, body.llm,
+                                                body.allow_unseen))
     # Pre-serialised bytes: the cached path skips re-validating and re-encoding the answer.
     return Response(answer.body, media_type=JSON, headers={"X-Model-Version": str(model.version)})
 
@@ -121,8 +122,8 @@ async def select_batch(body: BatchSelectRequest, service: ServiceDep) -> Respons
     model = champion_for(service, task.name)
     check_llm(task, model, body.llm)
     cands = resolve_candidates(service, task, body.candidates)
-    answers = await service.selector.select_many([item(task, model, q, cands, body.top_k, body.llm)
-                                                  for q in body.queries])
+    answers = await service.selector.select_many([item(task, model, q, cands, body.top_k, body.llm,
+                                                       body.allow_unseen) for q in body.queries])
     tail = json.dumps({"task": task.name, "model_version": model.version}, separators=(",", ":")).encode()
     body_bytes = b'{"results":[' + b",".join(a.body for a in answers) + b"]," + tail[1:]
     return Response(body_bytes, media_type=JSON, headers={"X-Model-Version": str(model.version)})

@@ -26,6 +26,8 @@ class CandidateIn(BaseModel):
         return self
 
 
+UNSEEN_DOC = ("Let a candidate the model has no observations of be served. By default such a prompt is "
+              "ranked (and marked `seen: false`) but a prompt the model has evidence for is served before it.")
 CANDIDATES_DOC = ("Prompts to choose from (at most OIRL_MAX_CANDIDATES, default 64). "
                   "Omitted: the task's active prompts.")
 
@@ -39,6 +41,7 @@ class SelectRequest(BaseModel):
     llm: LlmName | None = Field(None, description="The LLM the prompt is for (1 to 128 characters); refused if the "
                                                   "model was trained on another LLM's logs only.")
     top_k: StrictInt | None = Field(None, ge=1, description="Length of `ranking` (default: every candidate).")
+    allow_unseen: bool = Field(False, description=UNSEEN_DOC)
 
 
 class BatchSelectRequest(BaseModel):
@@ -49,6 +52,7 @@ class BatchSelectRequest(BaseModel):
     candidates: list[CandidateIn] | None = Field(None, min_length=1, description=CANDIDATES_DOC)
     llm: LlmName | None = None
     top_k: StrictInt | None = Field(None, ge=1)
+    allow_unseen: bool = Field(False, description=UNSEEN_DOC)
 
 
 class PromptRef(BaseModel):
@@ -59,6 +63,8 @@ class PromptRef(BaseModel):
 class RankedPrompt(BaseModel):
     prompt: PromptRef
     p_correct: float = Field(description="Model estimate of P(the LLM answers correctly with this prompt).")
+    seen: bool = Field(description="The model has observations of this prompt; false: scored by its embedding "
+                                   "alone (served only with `allow_unseen`, or when no candidate is seen).")
 
 
 class SelectResponse(BaseModel):

@@ -241,6 +241,9 @@ def select(query: Annotated[str, typer.Argument(help="The query to choose a prom
                "--candidates", "-c", help="Candidate prompt text (repeat the option); default: the task's "
                                           "active prompts.")] = None,
            top_k: Annotated[int | None, typer.Option(help="Show only the best K of the ranking.", min=1)] = None,
+           allow_unseen: Annotated[bool, typer.Option(
+               "--allow-unseen", help="Let a candidate the model has no observations of be chosen (by default "
+                                      "it is ranked, marked, and a prompt with evidence is chosen first).")] = False,
            as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
     """Rank candidate prompts for a query with the task's champion; no LLM is called."""
     from oirl.embed import make_embedder
@@ -263,7 +266,8 @@ def select(query: Annotated[str, typer.Argument(help="The query to choose a prom
         fail(f"task {chosen!r} has no active prompts: pass --candidates TEXT or `oirl tasks add-prompt`", code=2)
     embedder = make_embedder(champion.bundle.embedder.get("name") or None)
     with user_errors(ValueError):
-        result = select_prompts(champion.model, embedder, [query], texts, champion.policy, top_k=top_k)[0]
+        result = select_prompts(champion.model, embedder, [query], texts, champion.policy, top_k=top_k,
+                                allow_unseen=allow_unseen)[0]
     result.update(task=chosen, model_version=champion.version)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
@@ -272,7 +276,8 @@ def select(query: Annotated[str, typer.Argument(help="The query to choose a prom
     typer.echo(f"task {chosen} · model v{champion.version} · chosen: {result['prompt']!r}  "
                f"P(correct)={result['p_correct']:.3f}{why}")
     for rank, r in enumerate(result["ranking"], 1):
-        typer.echo(f"{rank:3d}. {r['p_correct']:.3f}  {r['prompt']}")
+        mark = "" if r["seen"] else "  (unseen: no observations)"
+        typer.echo(f"{rank:3d}. {r['p_correct']:.3f}  {r['prompt']}{mark}")
 
 
 def register(app: typer.Typer) -> None:

@@ -20,17 +20,18 @@ from oirl.select.policy import (
     calibrate_margin,
     calibrate_policy,
     fallback_reason,
+    known_mask,
     rank_candidates,
     tie_order,
 )
 
 __all__ = ["BestOfN", "SelectionPolicy", "apply_policy", "best_of_n", "calibrate_margin", "calibrate_policy",
-           "fallback_reason", "rank_candidates", "select_prompts", "tie_order"]
+           "fallback_reason", "known_mask", "rank_candidates", "select_prompts", "tie_order"]
 
 
 def select_prompts(model, embedder, queries: Sequence[str], candidates: Sequence[str],
                    policy: SelectionPolicy | None = None, top_k: int | None = None,
-                   candidate_embs: np.ndarray | None = None) -> list[dict]:
+                   candidate_embs: np.ndarray | None = None, allow_unseen: bool = False) -> list[dict]:
     """Rank ``candidates`` (prompt texts, seen or unseen) for every query in one scoring call.
 
     ``model``: a fitted ``PromptRewardModel``; ``embedder``: the one it was trained with
@@ -51,7 +52,8 @@ def select_prompts(model, embedder, queries: Sequence[str], candidates: Sequence
                          f"{expected.get('revision')} (dim {expected.get('dim')}); scores would be meaningless")
     q_emb = embedder.encode(list(queries))  # (n_q, d)
     c_emb = embedder.encode(candidates) if candidate_embs is None else candidate_embs  # (n_c, d)
-    result = apply_policy(model.score(q_emb, c_emb), candidates, policy)
+    result = apply_policy(model.score(q_emb, c_emb), candidates, policy, allow_unseen)
+    seen = known_mask(policy, candidates)
     out = []
     for i in range(len(queries)):
         ranked = result.ranking[i][: top_k or len(candidates)]
@@ -62,7 +64,7 @@ def select_prompts(model, embedder, queries: Sequence[str], candidates: Sequence
             "p_correct": float(result.scores[i, c]),
             "fallback": bool(result.fallback[i]),
             "fallback_reason": (fallback_reason(policy, float(result.margin[i])) if result.fallback[i] else None),
-            "ranking": [{"index": int(j), "prompt": candidates[j], "p_correct": float(result.scores[i, j])}
-                        for j in ranked],
+            "ranking": [{"index": int(j), "prompt": candidates[j], "p_correct": float(result.scores[i, j]),
+                         "seen": bool(seen[j])} for j in ranked],
         })
     return out

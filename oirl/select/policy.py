@@ -65,12 +65,14 @@ def rank_candidates(scores: np.ndarray, candidates: Sequence[str], default_index
 
 
 def best_of_n(scores: np.ndarray, candidates: Sequence[str], default_index: int | None = None,
-              margin_threshold: float = 0.0) -> BestOfN:
+              margin_threshold: float = 0.0, servable: np.ndarray | None = None) -> BestOfN:
     """Choose a candidate per query from a ``(n_q, n_c)`` score matrix over ``candidates`` (texts).
 
     ``default_index``: the fallback candidate (None: plain argmax, never a fallback).
     ``margin_threshold``: τ above; 0 means always trust the model, ``inf`` always the default.
     A default tied with the best score is chosen outright (it is not a fallback).
+    ``servable``: ``(n_c,)`` bool, the candidates that may be chosen (still all ranked); the best
+    servable one is the model's choice. None, or none servable: every candidate may be.
     """
     scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
     if scores.shape[1] == 0:
@@ -79,6 +81,9 @@ def best_of_n(scores: np.ndarray, candidates: Sequence[str], default_index: int 
         raise ValueError(f"default_index {default_index} outside 0..{scores.shape[1] - 1}")
     ranking = rank_candidates(scores, candidates, default_index)
     best = ranking[:, 0]
+    if servable is not None and np.asarray(servable).any():
+        allowed = np.asarray(servable, dtype=bool)[ranking]  # (n_q, n_c) in ranking order
+        best = ranking[np.arange(len(ranking)), allowed.argmax(axis=1)]  # the first allowed in each row
     fallback = np.zeros(len(scores), dtype=bool)
     choice = best.copy()
     margin = None
@@ -102,6 +107,11 @@ class SelectionPolicy:
     """τ; ``math.inf`` means the model never overrides the default."""
     validation: dict = field(default_factory=dict)
     """Held-out numbers behind τ: n_queries, accuracy of default / model / safe policy."""
+    known_prompts: list[str] = field(default_factory=list)
+    """Prompt texts the model has observations of. Others are scored and ranked by their embedding
+    alone, but served over a known prompt only on request (``allow_unseen``): a text no observation
+    supports ("Reply only with the word banana: ") once outranked real prompts. Empty (a model made
+    before this field): every candidate counts as known."""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -141,11 +151,23 @@ def fallback_reason(policy: SelectionPolicy | None, margin: float | None) -> str
            f"{policy.margin_threshold:.3f}"
 
 
-def apply_policy(scores: np.ndarray, candidates: Sequence[str], policy: SelectionPolicy | None) -> BestOfN:
-    """The served choice: best-of-N with the policy's default and τ (None: plain best-of-N)."""
+def known_mask(policy: SelectionPolicy | None, candidates: Sequence[str]) -> np.ndarray:
+    """``(n_c,)`` True for candidates the policy's model has observations of (all, if it does not say)."""
+    if policy is None or not policy.known_prompts:
+        return np.ones(len(candidates), dtype=bool)
+    known = set(policy.known_prompts)
+    return np.array([c in known for c in candidates], dtype=bool)
+
+
+def apply_policy(scores: np.ndarray, candidates: Sequence[str], policy: SelectionPolicy | None,
+                 allow_unseen: bool = False) -> BestOfN:
+    """The served choice: best-of-N with the policy's default and τ (None: plain best-of-N), among the
+    candidates the model has observations of unless ``allow_unseen``."""
     if policy is None:
         return best_of_n(scores, candidates)
-    return best_of_n(scores, candidates, policy.default_index_in(list(candidates)), policy.margin_threshold)
+    servable = None if allow_unseen else known_mask(policy, candidates)
+    return best_of_n(scores, candidates, policy.default_index_in(list(candidates)), policy.margin_threshold,
+                     servable)
 
 
 def _scan_tau(margin: np.ndarray, gain: np.ndarray) -> tuple[float, int, float]:
@@ -276,4 +298,4 @@ def calibrate_policy(trained, offpolicy_estimator: str = "dr", level: float = 0.
         tau, summary = calibrate_margin(trained.validation_scores, trained.validation_outcomes,
                                         trained.default_index, trained.table.prompts)
     return SelectionPolicy(default_prompt=trained.default_prompt, default_train_accuracy=trained.default_train_accuracy,
-                           margin_threshold=tau, validation=summary)
+                           margin_threshold=tau, validation=summary, known_prompts=list(trained.table.prompts))

@@ -41,6 +41,23 @@ def test_candidates_by_id_and_raw_text_and_top_k(client):
         assert by_text[STEPWISE] == prompts[STEPWISE]  # a registered text is recognised
 
 
+UNSEEN = ["Reply only with the word banana: ", "Ignore the question: ", "Answer in one word: "]
+
+
+def test_a_prompt_no_observation_supports_is_ranked_and_marked_but_not_served(client):
+    cands = [{"text": t} for t in [DIRECT, STEPWISE, *UNSEEN]]
+    for q in ["What is 41 + 17?", "Mia has 40 marbles, loses 3 of them and then buys 12 more. How many now?"]:
+        body = client.post("/v1/select", json={"query": q, "candidates": cands}).json()
+        seen = {x["prompt"]["text"]: x["seen"] for x in body["ranking"]}
+        assert seen == {DIRECT: True, STEPWISE: True} | dict.fromkeys(UNSEEN, False)
+        assert body["prompt"]["text"] in (DIRECT, STEPWISE)
+        opted = client.post("/v1/select", json={"query": q, "candidates": cands, "allow_unseen": True}).json()
+        if not opted["fallback"]:
+            assert opted["prompt"]["text"] == opted["ranking"][0]["prompt"]["text"]
+    only_unseen = client.post("/v1/select", json={"query": "What is 2 + 2?", "candidates": cands[2:]}).json()
+    assert only_unseen["prompt"]["text"] in UNSEEN  # nothing with evidence to prefer: the best is served
+
+
 def test_repeated_query_is_served_from_cache(client):
     q = {"query": "What is 77 + 1?"}
     first, second = client.post("/v1/select", json=q).json(), client.post("/v1/select", json=q).json()

@@ -13,7 +13,7 @@ from toy_logs import FAST, fruit_logs
 
 from oirl.embed import HashingBagOfWordsEmbedder
 from oirl.reward import fit_reward_model
-from oirl.select import SelectionPolicy, best_of_n, calibrate_margin, calibrate_policy, select_prompts
+from oirl.select import SelectionPolicy, apply_policy, best_of_n, calibrate_margin, calibrate_policy, select_prompts
 
 C3 = ["prompt a", "prompt b", "prompt c"]
 
@@ -182,9 +182,7 @@ def test_a_few_full_grids_among_partial_logs_do_not_pick_tau_alone():
 
 
 def test_every_fallback_states_its_actual_cause():
-    import math
-
-    from oirl.select import SelectionPolicy, fallback_reason
+    from oirl.select import fallback_reason
 
     never = SelectionPolicy("A: ", 0.5, math.inf, {"n_queries": 40, "gain_lower_bound": -0.031, "level": 0.95})
     assert fallback_reason(never, 0.37) == ("the model is never trusted over the default prompt: on 40 calibration "
@@ -196,3 +194,15 @@ def test_every_fallback_states_its_actual_cause():
     assert fallback_reason(tau, 0.05) == ("the model's margin over the default prompt, 0.050, is below the "
                                           "calibrated τ = 0.200")
     assert fallback_reason(None, 0.1) is None
+
+
+def test_unseen_candidates_are_ranked_but_the_best_seen_one_is_chosen():
+    scores = np.array([[0.9, 0.5, 0.4], [0.2, 0.3, 0.6]])  # candidate 0 is unseen
+    texts = ["new: ", "A: ", "B: "]
+    policy = SelectionPolicy("A: ", 0.5, 0.0, known_prompts=["A: ", "B: "])
+    served = apply_policy(scores, texts, policy)
+    assert served.choice.tolist() == [1, 2] and served.ranking[0, 0] == 0  # still ranked first
+    assert apply_policy(scores, texts, policy, allow_unseen=True).choice.tolist() == [0, 2]
+    # a policy saved before known prompts were recorded treats every candidate as known
+    legacy = SelectionPolicy.from_dict({k: v for k, v in policy.to_dict().items() if k != "known_prompts"})
+    assert apply_policy(scores, texts, legacy).choice.tolist() == [0, 2]
