@@ -155,7 +155,8 @@ def describe_gate(gate: dict) -> str:
         f" (difference {gate['difference']:+.4f}, 95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}])")
     standing = " (provisional)" if gate.get("verdict") == "pass" and gate.get("provisional") else ""
     return (f"{gate.get('verdict')}{standing}: {gate.get('metric')} {gate.get('challenger', float('nan')):.4f}{theirs} "
-            f"on {gate.get('n_queries')} held-out queries ({gate.get('method')}). {gate.get('reason', '')}")
+            f"on {gate.get('n_queries')} held-out queries ({gate.get('method')}). {gate.get('reason', '')}"
+            + (f" ({gate['held_out_note']})" if gate.get("held_out_note") else ""))
 
 
 def evaluate(task: TaskOpt = None, llm: LlmOpt = None,

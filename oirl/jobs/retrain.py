@@ -194,6 +194,9 @@ def retrain(factory, registry: ModelRegistry, embedder, params: RetrainParams, c
         raise JobError(f"no held-out questions in task {task!r}; raise holdout_fraction or log more questions")
     held, since = fresh_held_out(held, champion, min_gate_queries) if params.gate_decisions == "fresh" else (held, None)
     gate = judge(trained.model, policy, embedder, held, champion, min_gate_queries, params.seed, min_lower_bound)
+    if gate_fraction < params.holdout_fraction:  # honoured for training; the gate can only use the common share
+        gate["held_out_note"] = (f"trained with {params.holdout_fraction:.0%} of questions held out, judged on the "
+                                 f"{gate_fraction:.0%} the champion also never trained on")
     gate.update(champion_version=champion.version if champion is not None else None, held_out_fraction=gate_fraction,
                 held_out_llms=sorted(gate_llms) if gate_llms else "all", gate_decisions=params.gate_decisions,
                 held_out_since_observation=since)

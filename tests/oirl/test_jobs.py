@@ -231,6 +231,22 @@ def test_the_promotion_hint_follows_the_registry_rule(store, embedder, tmp_path)
     assert hint.endswith(f"oirl models promote {second.id} --force")
 
 
+def test_a_larger_hold_out_is_honoured_for_training_and_the_gate_says_what_it_judged_on(store, embedder, tmp_path):
+    with transaction(store) as s:
+        import_observations(s, synthetic_logs(), source="test")
+    registry = ModelRegistry(store, tmp_path / "models")
+    first, _ = retrain(store, registry, embedder, RetrainParams(task="synth", params=TINY, holdout_fraction=0.25),
+                       min_gate_queries=5)
+    registry.promote(first.id)
+    wider = RetrainParams(task="synth", params=TINY, holdout_fraction=0.4)
+    second, m2 = retrain(store, registry, embedder, wider, champion=load_version(registry, first.id),
+                         min_gate_queries=5)
+    assert second.data_snapshot["holdout"]["fraction"] == 0.4  # trained without 40% of the questions
+    assert m2["gate"]["held_out_fraction"] == 0.25
+    assert m2["gate"]["held_out_note"] == ("trained with 40% of questions held out, judged on the 25% the champion "
+                                           "also never trained on")
+
+
 def test_heads_backend_trains_through_retrain_and_loads_back(store, embedder, tmp_path):
     with transaction(store) as s:
         import_observations(s, production_logs(), source="prod")
