@@ -19,8 +19,25 @@ def _fmt(x) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
+def render_headroom(h: dict | None) -> str | None:
+    """One line on the repeat ceiling (``oirl.evaluate.headroom``), or None when there is none."""
+    if not h:
+        return None
+    if not h.get("n_texts"):
+        return f"repeat ceiling: {h.get('note')}"
+    lo, hi = h["ci95"]
+    return (f"repeat ceiling: picking per query from its other tries gains {h['gain']:+.3f} [{lo:+.3f}, {hi:+.3f}] "
+            f"over the default prompt ({h['n_held_out_tries']} held-out tries of {h['n_texts']} repeated queries); "
+            "the one-sample oracle counts lucky tries and is far above what any selector can reach")
+
+
 def render_table(report: dict) -> str:
     """Fixed-width table of one report: accuracy, interval vs BoTr, PGR per method."""
+    headroom = render_headroom(report.get("repeat_headroom"))
+    return _render_table(report) + (f"\n{headroom}" if headroom else "")
+
+
+def _render_table(report: dict) -> str:
     if report.get("information") == "partial":
         lines = [f"{report['dataset']} | protocol {report['protocol']} | partial logs", report["unavailable"]]
         loss = report.get("held_out_log_loss")

@@ -94,8 +94,18 @@ def run_evaluation(factory, embedder, p: EvaluationParams, progress=lambda f: No
     except (ValueError, KeyError) as exc:
         raise JobError(f"evaluation cannot run on these logs: {exc}") from exc
     report["task"] = p.task
+    report["repeat_headroom"] = headroom_of(logs, p.n_boot, p.seed)
     png = plot_methods(report)
     return {"report": report, "plot_png_base64": base64.b64encode(png).decode()}
+
+
+def headroom_of(logs: pd.DataFrame, n_boot: int, seed: int) -> dict:
+    """The repeat ceiling of the logs against their best prompt (``oirl.evaluate.headroom``). BoTr is chosen
+    on every try here, held-out ones included: if anything that flatters the default, not the ceiling."""
+    from oirl.evaluate.headroom import repeat_headroom
+    from oirl.reward.train import best_prompt_by_value
+
+    return repeat_headroom(logs, best_prompt_by_value(logs), n_boot=min(n_boot, 2000), seed=seed)
 
 
 def run_policy_evaluation(factory, registry, embedder, logs: pd.DataFrame, p: EvaluationParams) -> dict:

@@ -130,6 +130,7 @@ def test_production_shaped_logs_from_import_to_a_served_promoted_model(cli_env, 
                     "--params", '{"n_rounds": 40, "min_data_in_leaf": 2}')
     assert report.exit_code == 0, report.output
     assert "cannot be read off the logs" in report.output and "held-out log loss" in report.output
+    assert "repeat ceiling:" in report.output
     assert json.loads((tmp_path / "r.json").read_text())["information"] == "partial"
     assert (tmp_path / "r.png").read_bytes().startswith(b"\x89PNG")
 

@@ -442,6 +442,7 @@ def test_evaluation_returns_report_and_plot(store, embedder):
     report = out["report"]
     assert report["information"] == "full" and report["methods"]["prompt_oirl"]["accuracy"] is not None
     assert report["k"] == 2  # not a benchmark task: every logged prompt trains
+    assert report["repeat_headroom"]["note"].startswith("no query was tried more than once")
     import base64
 
     assert base64.b64decode(out["plot_png_base64"]).startswith(b"\x89PNG")
@@ -456,5 +457,7 @@ def test_evaluation_on_partial_logs_says_what_it_cannot_estimate(store, embedder
     assert "cannot be read off the logs" in report["unavailable"]
     loss = report["held_out_log_loss"]
     assert loss["n_observations"] > 0 and 0 < loss["reward_model"] < 2 and 0 < loss["prompt_base_rate"] < 2
+    headroom = report["repeat_headroom"]  # 30% of the questions were tried twice, each try with its propensity
+    assert headroom["n_texts"] > 10 and headroom["ci95"][0] <= headroom["gain"] <= headroom["ci95"][1]
     with pytest.raises(JobError, match="paper protocol needs logs marked split=test"):
         run_evaluation(store, embedder, EvaluationParams(task="synth", protocol="paper", params=TINY))
