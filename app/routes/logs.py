@@ -12,7 +12,7 @@ from app.routes import AUTH, problems
 from app.schemas.logs import LogsImported, LogsIn
 from oirl.datasets import userlogs
 from oirl.store.engine import transaction
-from oirl.store.logs import import_observations
+from oirl.store.logs import LlmMismatch, import_observations
 from oirl.tasks import TaskError
 from oirl.validation import check_length
 
@@ -58,6 +58,9 @@ async def ingest(body: LogsIn, service: ServiceDep) -> LogsImported:
         with transaction(service.factory) as s:
             return import_observations(s, report.rows, source="api:/v1/logs")
 
-    result = await run_in_threadpool(write)  # a big insert must not block the event loop
+    try:
+        result = await run_in_threadpool(write)  # a big insert must not block the event loop
+    except LlmMismatch as exc:
+        raise ProblemError(422, str(exc)) from exc
     service.catalog.refresh(force=True)  # new prompt texts became candidates of their task
     return LogsImported(rows=result.rows, inserted=result.inserted, already_present=result.already_present)

@@ -14,7 +14,7 @@ from oirl.datasets.fetch import BenchmarkFileError, fetch, manifest
 from oirl.datasets.userlogs import LogFileError
 from oirl.ingest import import_benchmark, import_user_file
 from oirl.settings import get_settings
-from oirl.store.logs import accuracy_table, count_observations
+from oirl.store.logs import LlmMismatch, accuracy_table, count_observations
 
 app = typer.Typer(help="Benchmark files and prompting logs.", no_args_is_help=True)
 
@@ -87,7 +87,7 @@ def import_cmd(
 ) -> None:
     """Import your own prompting logs: one row per try. Repeated tries of a query and prompt are
     kept; importing the same file again adds nothing. A file with any bad row is rejected whole."""
-    with user_errors(LogFileError):
+    with user_errors(LogFileError, LlmMismatch):
         factory = open_store()
         result, report = import_user_file(factory, file, skip_invalid=skip_invalid, task=task)
     for problem in report.problems[:MAX_LISTED_PROBLEMS]:

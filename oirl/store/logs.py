@@ -132,6 +132,29 @@ def _optional(frame: pd.DataFrame, column: str) -> pd.Series:
     return pd.Series([None if pd.isna(v) else v for v in frame[column]], index=frame.index, dtype=object)
 
 
+class LlmMismatch(ValueError):
+    """Rows name another LLM than the one their task declares; ``str()`` says how many and what to do."""
+
+
+UNNAMED_LLM = "unknown"  # what a row without an llm column gets (oirl.datasets.userlogs)
+
+
+def check_declared_llms(session: Session, frame: pd.DataFrame) -> None:
+    """Refuse rows of a task that declares its LLM when they name another one: trained into the task, they
+    would make a model for one LLM from another's outcomes (a row that names no LLM is taken as the task's)."""
+    names = frame["task"].unique().tolist()
+    declared = dict(session.execute(select(Task.name, Task.llm)
+                                    .where(Task.name.in_(names), Task.llm.is_not(None))).tuples().all())
+    for task, llms in frame.groupby("task")["llm"]:
+        want = declared.get(task)
+        other = llms[(llms != want) & (llms != UNNAMED_LLM)] if want is not None else llms.iloc[:0]
+        if len(other):
+            shown = ", ".join(repr(n) for n in other.value_counts().index[:3])
+            raise LlmMismatch(f"{len(other)} row(s) of task {task!r} name llm {shown}, but the task serves "
+                              f"{want!r}; nothing imported: import them into a task of their own (--task, or a "
+                              "task column), or correct their llm column")
+
+
 def import_observations(session: Session, frame: pd.DataFrame, source: str,
                         link_active: bool = True) -> ImportResult:
     """Import validated rows (``REQUIRED_COLUMNS`` and any of ``OPTIONAL_COLUMNS``).
@@ -144,6 +167,7 @@ def import_observations(session: Session, frame: pd.DataFrame, source: str,
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"import frame lacks column(s) {missing}")
+    check_declared_llms(session, frame)
     task_ids = ensure_tasks(session, frame["task"])
     prompt_ids = upsert_prompts(session, frame["prompt"])
     query_ids = upsert_queries(session, frame, task_ids)

@@ -36,6 +36,18 @@ def test_bad_rows_reject_the_whole_request_and_say_why(client, auth):
     assert ok.json()["inserted"] == 2  # nothing from the rejected request was stored
 
 
+def test_rows_for_another_llm_than_the_task_declares_are_refused(client, auth):
+    assert client.post("/v1/tasks", json={"name": "support", "llm": "gpt-x"}, headers=auth).status_code == 201
+    row = {"query": "Where is my parcel?", "prompt": "Be brief: ", "correct": True}
+    r = client.post("/v1/logs", json={"task": "support", "rows": [row | {"llm": "gpt-4o-mini"}] * 2 + [row]},
+                    headers=auth)
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith("2 row(s) of task 'support' name llm 'gpt-4o-mini', but the task serves "
+                                         "'gpt-x'; nothing imported")
+    named = client.post("/v1/logs", json={"task": "support", "rows": [row | {"llm": "gpt-x"}, row]}, headers=auth)
+    assert named.status_code == 200 and named.json()["inserted"] == 2  # its own LLM, or none named
+
+
 def test_log_limits_and_types(client, auth):
     r = client.post("/v1/logs", json={"rows": []}, headers=auth)
     assert r.status_code == 422 and r.json()["detail"] == "rows is empty"

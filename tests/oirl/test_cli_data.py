@@ -70,6 +70,16 @@ def test_bad_csv_is_rejected_whole_with_every_bad_row_named(cli_db, tmp_path):
     assert cli_db() == 2
 
 
+def test_rows_for_another_llm_are_refused_at_import_with_the_count_and_the_fix(cli_db, tmp_path):
+    assert invoke("tasks", "create", "support", "--llm", "gpt-x").exit_code == 0
+    f = tmp_path / "logs.csv"
+    f.write_text("query,prompt,correct,llm\nWhere is it?,Be brief: ,1,gpt-4o-mini\nWhat now?,Be brief: ,0,gpt-x\n")
+    result = invoke("data", "import", str(f), "--task", "support")
+    assert result.exit_code == 1 and cli_db() == 0
+    assert "1 row(s) of task 'support' name llm 'gpt-4o-mini', but the task serves 'gpt-x'" in result.output
+    assert "import them into a task of their own" in result.output
+
+
 def test_missing_column_and_missing_file_are_clear(cli_db, tmp_path):
     path = tmp_path / "cols.csv"
     path.write_text("query,prompt\nq,p\n")
