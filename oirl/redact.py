@@ -18,5 +18,12 @@ def redact_paths(text: str, roots=()) -> str:
 
 
 def public_error(exc: BaseException, roots=()) -> str:
-    """An exception as a client may read it: its type and message, server paths cut."""
+    """An exception as a client may read it: its type and message, server paths cut. A database error
+    keeps only its driver's first line: SQLAlchemy's text carries the statement and its parameters."""
+    from sqlalchemy.exc import StatementError
+
+    if isinstance(exc, StatementError):
+        inner = exc.orig if exc.orig is not None else exc
+        first = str(inner).strip().splitlines()[0] if str(inner).strip() else ""
+        return redact_paths(f"the store refused the job's query: {type(inner).__name__}: {first}"[:300], roots)
     return redact_paths(f"{type(exc).__name__}: {exc}", roots)

@@ -77,7 +77,12 @@ def parse_policy(spec: str) -> tuple[str, int | None]:
     if spec.startswith("prompt:"):
         return "prompt", int(spec.split(":", 1)[1])
     if spec.lstrip("v").isdigit():
-        return "version", int(spec.lstrip("v"))
+        from oirl.validation import DB_INT_MAX
+
+        number = int(spec.lstrip("v"))
+        if not 1 <= number <= DB_INT_MAX:
+            raise PolicyError(f"no model version {number}: versions are numbered 1 to {DB_INT_MAX}")
+        return "version", number
     return spec, None
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 from pydantic.dataclasses import dataclass
 
 from oirl.evaluate.offpolicy import POLICY_PATTERN, POLICY_RULE
@@ -49,6 +49,16 @@ class EvaluationParams:
     policy: str | None = Field(None, pattern=POLICY_PATTERN, description=(
         "Off-policy evaluation of one policy on the logged decisions with propensities (IPS, SNIPS, DM, DR): "
         + POLICY_RULE + ". Unset: the offline protocol above."))
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str | None) -> str | None:
+        # e.g. v2147483648: past the store's version ids, refused here rather than by the database
+        from oirl.evaluate.offpolicy import parse_policy
+
+        if value is not None:
+            parse_policy(value)  # a PolicyError is a ValueError: pydantic reports it as a 422
+        return value
 
 
 def benchmark_confidence(task: str, logs: pd.DataFrame, benchmark_dir: Path | None) -> pd.DataFrame | None:

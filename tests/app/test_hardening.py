@@ -68,6 +68,7 @@ TOO_LONG = [
     ("POST", "/v1/logs", {"task": "t" * 65, "rows": [{"query": "q", "prompt": "p", "correct": True}]}, "64"),
     ("POST", "/admin/retrain", {"llm": "x" * 129}, "128"),
     ("POST", "/v1/evaluations", {"task": "t" * 65}, "64"),
+    ("POST", "/v1/evaluations", {"policy": "v2147483648"}, "no model version 2147483648"),  # was SQL in a job error
 ]
 
 

@@ -71,3 +71,26 @@ def test_server_paths_are_cut_from_client_text(tmp_path):
     assert redact_paths(f"{home}/models/3: sha256 mismatch", [home]) == "…/models/3: sha256 mismatch"
     assert str(tmp_path) not in public_error(FileNotFoundError(f"{tmp_path}/x.txt"))
     assert redact_paths("POST /v1/tasks/x/prompts") == "POST /v1/tasks/x/prompts"  # routes are not paths
+
+
+def test_a_database_error_reaches_a_client_without_its_sql_or_parameters(store):
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    with store() as s:
+        try:
+            s.execute(text("SELECT * FROM no_such_table WHERE secret = :p"), {"p": "hunter2"})
+        except SQLAlchemyError as exc:
+            shown = public_error(exc)
+    assert shown.startswith("the store refused the job's query: ") and "no_such_table" in shown
+    assert "SELECT" not in shown and "hunter2" not in shown and "[SQL" not in shown
+
+
+def test_a_policy_past_the_store_version_range_is_refused_before_any_query():
+    from pydantic import ValidationError
+
+    from oirl.jobs import EvaluationParams
+
+    with pytest.raises(ValidationError, match="no model version 2147483648"):
+        EvaluationParams(policy="v2147483648")
+    assert EvaluationParams(policy="v2147483647").policy == "v2147483647"
