@@ -128,7 +128,22 @@ def train(task: TaskOpt = None, llm: LlmOpt = None, backend: BackendOpt = "light
                                 min_lower_bound=settings.gate_min_lower_bound, client=client)
     typer.echo(f"registered v{info.id} as challenger of task {chosen!r}")
     typer.echo(f"gate: {describe_gate(metrics['gate'])}")
+    evidence = (metrics.get("validation") or {}).get("default_prompt_evidence")
+    if evidence:
+        typer.echo(f"default prompt: {describe_default(evidence)}")
     typer.echo(next_step(metrics, info.id, registry.alias(chosen, "champion")))
+
+
+def describe_default(e: dict) -> str:
+    """How sure the logs are of the default prompt (``oirl.reward.train.default_prompt_evidence``)."""
+    head = f"{e['prompt']!r}, value {e['value']:.3f} on {e['tries']} tries"
+    if "runner_up" not in e:
+        return head
+    lo, hi = e["lead_ci95"]
+    sure = "" if lo > 0 else "; uncertain: the interval includes no lead, log more tries of both"
+    return (f"{head}; ahead of {e['runner_up']!r} ({e['runner_up_value']:.3f} on {e['runner_up_tries']} tries) by "
+            f"{e['lead']:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}], the best again in {e['p_same_best']:.0%} of bootstrap "
+            f"resamples{sure}")
 
 
 def next_step(metrics: dict, version: int, champion: int | None) -> str:

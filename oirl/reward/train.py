@@ -76,6 +76,35 @@ def best_prompt_by_value(logs: pd.DataFrame) -> str:
     return table.prompts[table.best_prompt()]
 
 
+def default_prompt_evidence(logs: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> dict:
+    """How sure the logs are of BoTr (``best_prompt_by_value``): each prompt's value and tries, the chance
+    a bootstrap over questions picks the same best prompt, and the 95% interval of its lead over the
+    runner-up. With a few hundred tries per prompt and gaps of a few points, BoTr is often another
+    prompt than the truly best (benchmarks/synthetic_tasks.py, the "none" table at 1,000 rows)."""
+    table = TrainingTable.from_logs(logs, propensity_weights(logs, BOTR_PROPENSITY_CLIP))
+    best = table.best_prompt()
+    n_p, n_q = len(table.prompts), len(table.queries)
+    value = table.prompt_success()
+    tries = np.bincount(logs["prompt"].map({p: j for j, p in enumerate(table.prompts)}), minlength=n_p)
+    out = {"prompt": table.prompts[best], "value": float(value[best]), "tries": int(tries[best])}
+    if n_p < 2:
+        return out
+    runner = int(np.argsort(-np.where(np.arange(n_p) == best, -np.inf, value))[0])
+    rng = np.random.default_rng(seed)
+    leads, same = np.empty(n_boot), 0
+    for b in range(n_boot):  # Poisson bootstrap over questions: every question's rows weigh w_q
+        w = rng.poisson(1.0, n_q)[table.query_id]
+        c = np.bincount(table.prompt_id, w * table.n_correct, n_p)
+        t = np.bincount(table.prompt_id, w * table.n_total, n_p)
+        rate = np.where(t > 0, c / np.maximum(t, 1e-12), -np.inf)
+        same += int(np.argmax(rate) == best)
+        leads[b] = rate[best] - rate[runner]
+    lo, hi = (float(x) for x in np.percentile(leads[np.isfinite(leads)], [2.5, 97.5]))
+    return out | {"runner_up": table.prompts[runner], "runner_up_value": float(value[runner]),
+                  "runner_up_tries": int(tries[runner]), "lead": float(value[best] - value[runner]),
+                  "lead_ci95": [lo, hi], "p_same_best": same / n_boot}
+
+
 @dataclass
 class TrainingTable:
     """Aggregated outcomes as arrays: text lists plus per-row indices into them."""
@@ -135,6 +164,8 @@ class TrainedRewardModel:
     validation_logs: pd.DataFrame | None = None
     """The validation queries' observations that carry a propensity (``query_row`` indexes the grids):
     what calibrates the safe policy when the grids are partial."""
+    default_evidence: dict | None = None
+    """``default_prompt_evidence`` of the training logs: how sure they are of the default prompt."""
 
     @property
     def default_prompt(self) -> str:
@@ -186,8 +217,10 @@ def fit_reward_model(logs: pd.DataFrame, embedder: Embedder, backend: str = "lig
         oof = cross_fitted_scores(model, q_vec, p_vec, qid, pid, label, w, calibration_folds, random_state)
         if not np.isnan(oof).any():  # more folds than questions leaves some unscored: keep the split
             calibration = CalibrationSet.on(table, logs, every, oof)
-    default = table.prompts.index(best_prompt_by_value(logs))
-    return TrainedRewardModel(model, table, default, calibration.scores, calibration.outcomes, calibration.logs)
+    evidence = default_prompt_evidence(logs, seed=random_state)
+    default = table.prompts.index(evidence["prompt"])
+    return TrainedRewardModel(model, table, default, calibration.scores, calibration.outcomes, calibration.logs,
+                              evidence)
 
 
 @dataclass

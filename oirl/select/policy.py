@@ -297,5 +297,7 @@ def calibrate_policy(trained, offpolicy_estimator: str = "dr", level: float = 0.
     else:
         tau, summary = calibrate_margin(trained.validation_scores, trained.validation_outcomes,
                                         trained.default_index, trained.table.prompts)
+    if getattr(trained, "default_evidence", None):
+        summary = summary | {"default_prompt_evidence": trained.default_evidence}
     return SelectionPolicy(default_prompt=trained.default_prompt, default_train_accuracy=trained.default_train_accuracy,
                            margin_threshold=tau, validation=summary, known_prompts=list(trained.table.prompts))

@@ -105,6 +105,7 @@ def test_production_shaped_logs_from_import_to_a_served_promoted_model(cli_env, 
     trained = invoke("train", "--task", "fruit", "--params", '{"n_rounds": 40, "min_data_in_leaf": 2}')
     assert trained.exit_code == 0, trained.output
     assert "registered v1 as challenger of task 'fruit'" in trained.output and "(DR)" in trained.output
+    assert "default prompt: " in trained.output and "bootstrap resamples" in trained.output
     models = invoke("models", "list")
     assert "v1" in models.output and "fruit" in models.output and "[challenger]" in models.output
     assert invoke("models", "promote", "1").exit_code == 0

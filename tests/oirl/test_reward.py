@@ -194,3 +194,21 @@ def test_botr_is_not_decided_by_a_lucky_try_with_a_tiny_propensity():
     assert unclipped.prompts[unclipped.best_prompt()] == "y"  # what the rule was before
     assert best_prompt_by_value(logs) == "x"
     assert best_prompt_by_value(logs.drop(columns="propensity")) == "x"  # plain means without propensities
+
+
+def test_the_default_prompts_evidence_says_how_sure_the_logs_are():
+    from oirl.reward.train import default_prompt_evidence
+
+    rng = np.random.default_rng(0)
+
+    def logs(p_a: float, p_b: float, n: int) -> pd.DataFrame:
+        rows = [{"query": f"q{i}", "prompt": prompt, "reward": float(rng.random() < p)}
+                for i in range(n) for prompt, p in (("A: ", p_a), ("B: ", p_b))]
+        return pd.DataFrame(rows)
+
+    clear = default_prompt_evidence(logs(0.8, 0.3, 200))
+    assert clear["prompt"] == "A: " and clear["runner_up"] == "B: " and clear["tries"] == 200
+    assert clear["lead_ci95"][0] > 0.3 and clear["p_same_best"] == 1.0
+    close = default_prompt_evidence(logs(0.52, 0.50, 100))
+    assert close["lead_ci95"][0] < 0 < close["lead_ci95"][1] and close["p_same_best"] < 0.95
+    assert "runner_up" not in default_prompt_evidence(logs(0.5, 0.5, 10).query("prompt == 'A: '"))
