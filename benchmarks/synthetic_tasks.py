@@ -144,7 +144,11 @@ def run_readme(task: Task, workdir: Path, train_args: list[str], port: int) -> d
     """The README's tour as a user types it: import, train, promote, serve, /v1/select/batch."""
     import httpx
 
-    env = {**os.environ, "OIRL_DATA_DIR": str(workdir / "data"), "OIRL_ADMIN_TOKEN": "bench"}
+    from oirl.settings import get_settings
+
+    # A fresh data home per run, sharing only the built encoder (building it is not what is measured).
+    env = {**os.environ, "OIRL_HOME": str(workdir / "data"), "OIRL_ADMIN_TOKEN": "bench",
+           "OIRL_ENCODER_DIR": str(get_settings().resolved_encoder_dir)}
     oirl = [str(Path(sys.executable).parent / "oirl")]
     task.logs.to_csv(workdir / "logs.csv", index=False)
 
@@ -157,7 +161,7 @@ def run_readme(task: Task, workdir: Path, train_args: list[str], port: int) -> d
     cli("data", "import", str(workdir / "logs.csv"), "--task", "support")
     out = cli("train", "--task", "support", *train_args)
     version = int(out.split("registered v")[1].split()[0])
-    cli("models", "promote", str(version), "--force")
+    cli("models", "promote", str(version))
     server = subprocess.Popen(oirl + ["serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from oirl.evaluate.metrics import paired_bootstrap_ci
+from oirl.evaluate.ope import choice_terms
 
 TOLERANCE = 1e-9  # means over a few hundred queries: equal within this is "not worse"
 
@@ -64,17 +65,12 @@ class HeldOutLogs:
         np.logical_and.at(has_prop, self.obs_query, ~np.isnan(self.obs_propensity))
         partial = ~full & has_prop
         if partial.any():
-            use = partial[self.obs_query]
-            hit = (self.obs_prompt == choice[self.obs_query]) & use
-            mu = np.where(use, self.obs_propensity, 1.0)
-            if q_hat is None:
-                w = np.where(hit, self.obs_reward / mu, 0.0)
-            else:
-                q_chosen = q_hat[self.obs_query, choice[self.obs_query]]
-                q_logged = q_hat[self.obs_query, self.obs_prompt]
-                w = np.where(use, q_chosen + np.where(hit, (self.obs_reward - q_logged) / mu, 0.0), 0.0)
-            sums = np.bincount(self.obs_query, w, n_q)
-            counts = np.bincount(self.obs_query, use.astype(float), n_q)
+            obs = np.flatnonzero(partial[self.obs_query])
+            query = self.obs_query[obs]
+            w = choice_terms(choice[query], self.obs_prompt[obs], self.obs_reward[obs], self.obs_propensity[obs],
+                             None if q_hat is None else q_hat[query])
+            sums = np.bincount(query, w, n_q)
+            counts = np.bincount(query, minlength=n_q).astype(float)
             terms[partial] = sums[partial] / counts[partial]
         return terms
 

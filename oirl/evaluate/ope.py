@@ -63,6 +63,19 @@ def terms(logs: LoggedDecisions, target: np.ndarray, q_hat: np.ndarray | None) -
     return out
 
 
+def choice_terms(choice: np.ndarray, chosen: np.ndarray, reward: np.ndarray, propensity: np.ndarray,
+                 q_hat: np.ndarray | None) -> np.ndarray:
+    """(n,) per-decision DR terms of the deterministic policy choosing ``choice[i]`` on decision i:
+    q̂_i(c_i) + 1[a_i = c_i] (r_i − q̂_i(a_i)) / p_i, which is ``terms``' DR with a one-hot target; with
+    ``q_hat`` None, the IPS terms 1[a_i = c_i] r_i / p_i. The one doubly robust estimator of the gate
+    (``oirl.evaluate.gate``) and of the safe policy's calibration (``oirl.select.policy``)."""
+    hit = choice == chosen
+    if q_hat is None:
+        return np.where(hit, reward / propensity, 0.0)
+    rows = np.arange(len(choice))
+    return q_hat[rows, choice] + np.where(hit, (reward - q_hat[rows, chosen]) / propensity, 0.0)
+
+
 def _snips(w: np.ndarray, r: np.ndarray) -> float:
     total = w.sum()
     return float((w * r).sum() / total) if total > 0 else float("nan")

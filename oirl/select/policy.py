@@ -251,11 +251,12 @@ def calibrate_margin_offpolicy(scores: np.ndarray, obs_row: np.ndarray, obs_prom
     if estimator not in ("ips", "dr"):
         raise ValueError(f"estimator must be 'ips' or 'dr', not {estimator!r}")
 
-    def value(choice: np.ndarray) -> np.ndarray:  # (n_q,) per-query value of a per-query choice
-        baseline = scores[np.arange(n_q), choice] if estimator == "dr" else np.zeros(n_q)
-        hit = obs_prompt == choice[obs_row]
-        residual = np.where(hit, (reward - baseline[obs_row]) / propensity, 0.0)
-        return baseline + np.bincount(obs_row, residual, n_q) / np.maximum(counts, 1)
+    from oirl.evaluate.ope import choice_terms  # the gate's estimator too: one DR, written once
+
+    def value(choice: np.ndarray) -> np.ndarray:  # (n_q,) per-query value of a per-query choice (0 unlogged)
+        t = choice_terms(choice[obs_row], obs_prompt, reward, propensity,
+                         scores[obs_row] if estimator == "dr" else None)
+        return np.bincount(obs_row, t, n_q) / np.maximum(counts, 1)
 
     default_v = value(np.full(n_q, default_index))
     gain = value(best) - default_v

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from oirl.evaluate.ope import LoggedDecisions, deterministic, estimate, uniform
 
@@ -70,3 +72,18 @@ def test_bad_logs_are_refused():
         LoggedDecisions(np.array([0]), np.array([1.0]), np.array([0.0]), np.ones((1, 2), bool))
     with pytest.raises(ValueError, match="one row per decision"):
         LoggedDecisions(np.array([0, 1]), np.array([1.0]), np.array([0.5]), np.ones((1, 2), bool))
+
+
+@given(st.integers(1, 40), st.integers(2, 5), st.integers(0, 10_000))
+def test_the_choice_terms_are_the_dr_terms_of_a_one_hot_target(n, k, seed):
+    from oirl.evaluate.ope import choice_terms, terms
+
+    rng = np.random.default_rng(seed)
+    logs = LoggedDecisions(chosen=rng.integers(0, k, n), reward=rng.random(n), propensity=rng.uniform(0.05, 1, n),
+                           available=np.ones((n, k), bool))
+    choice, q_hat = rng.integers(0, k, n), rng.random((n, k))
+    expected = terms(logs, deterministic(choice, k), q_hat)
+    got_dr = choice_terms(choice, logs.chosen, logs.reward, logs.propensity, q_hat)
+    got_ips = choice_terms(choice, logs.chosen, logs.reward, logs.propensity, None)
+    np.testing.assert_allclose(got_dr, expected["dr"], rtol=1e-12)
+    np.testing.assert_allclose(got_ips, expected["ips"], rtol=1e-12)
