@@ -6,7 +6,9 @@ production policy is: softmax over a weak reward model trained on 100 questions 
 mixed with 10% uniform exploration; every row keeps its propensity. On these logs the reward model is
 trained (a) on the observations as they come and (b) weighted by 1/max(propensity, clip). Both are
 judged on the test questions with full information (every prompt's true outcome), beside BoTr and
-the model trained on the full logs; paired bootstrap intervals against the unweighted model.
+the model trained on the full logs; paired bootstrap intervals against the unweighted model. Also:
+the safe policy calibrated on the 10% split only (``calibration_folds=0``, the default before
+out-of-fold calibration) and the ``heads`` backend.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/partial_logs.py --root /work/shared/data
 
@@ -105,10 +107,14 @@ def main() -> None:
                 if clip is None:  # τ valued by IPS instead of DR: the calibration before stop 18
                     rows[f"{name} (safe, IPS τ)"] = truth[np.arange(len(truth)),
                                                           choices(trained, embedder, test_texts, "ips")[0]]
-                    # τ on out-of-fold scores of every training question, not the 10% validation split
-                    folds = fit_reward_model(prod, embedder, random_state=seed, calibration_folds=5)
-                    rows[f"{name} (safe, out-of-fold τ)"] = truth[np.arange(len(truth)),
-                                                                  choices(folds, embedder, test_texts)[0]]
+                    # τ on the 10% validation split only (the default before out-of-fold calibration)
+                    split = fit_reward_model(prod, embedder, random_state=seed, calibration_folds=0)
+                    rows[f"{name} (safe, split τ)"] = truth[np.arange(len(truth)),
+                                                            choices(split, embedder, test_texts)[0]]
+                    heads = fit_reward_model(prod, embedder, backend="heads", random_state=seed)
+                    heads_safe, heads_argmax = choices(heads, embedder, test_texts)
+                    rows["heads (safe)"] = truth[np.arange(len(truth)), heads_safe]
+                    rows["heads (argmax)"] = truth[np.arange(len(truth)), heads_argmax]
             base = rows["unweighted (safe)"]
             report = {"dataset": dataset, "seed": seed, "n_logged": len(prod), "n_test": len(truth),
                       "logged_mean_reward": float(prod["reward"].mean()), "seconds": round(time.perf_counter() - t0),
