@@ -66,7 +66,14 @@ def promote_cmd(
 
     with user_errors(RegistryError, ArtefactChecksumError):
         move = _registry().promote(version, force=force, reason=reason or "cli")
-    typer.echo(f"task {move.task}: champion v{move.previous} -> v{move.version}")
+    if move.previous == move.version:
+        typer.echo(f"task {move.task}: v{move.version} is already the champion; nothing changed")
+    else:
+        typer.echo(f"task {move.task}: champion {_v(move.previous)} -> v{move.version}")
+
+
+def _v(version: int | None) -> str:
+    return "none" if version is None else f"v{version}"
 
 
 @app.command("rollback")

@@ -19,7 +19,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from oirl.evaluate.ope import LoggedDecisions, deterministic, estimate, uniform
+from oirl.evaluate.ope import LoggedDecisions, deterministic, estimate, terms, uniform
 
 POLICY_RULE = "champion, challenger, v<version>, prompt:<id>, botr or uniform"
 POLICY_PATTERN = r"^(champion|challenger|v?\d+|prompt:\d+|botr|uniform)$"
@@ -116,6 +116,8 @@ def evaluate_policy(held: pd.DataFrame, train: pd.DataFrame, prompts: list[str],
                               "policy can only be judged where it was available")
     q_hat = q_model.score(q_emb, p_emb) if q_model is not None else None
     out = estimate(logs, pi, q_hat, n_boot=n_boot, seed=seed)
+    # per-decision terms, for paired differences between policies judged on these same decisions
+    out["_terms"] = {name: t for name, t in terms(logs, pi, q_hat).items()} | {"_groups": logs.groups}
     out["unavailable"] = {e: (f"{why} (no champion model)" if q_model is None else why)
                           for e, why in out["unavailable"].items()}
     logging_mean = float(usable["reward"].mean())

@@ -31,10 +31,39 @@ def render_headroom(h: dict | None) -> str | None:
             "the one-sample oracle counts lucky tries and is far above what any selector can reach")
 
 
+def render_policies(policies: dict | None) -> str | None:
+    """Side by side: each policy's estimates on the same held-out decisions, and its difference to BoTr."""
+    if not policies:
+        return None
+
+    def cell(e: dict | None) -> str:
+        if not e:
+            return f"{'-':>22s}"
+        ci = e.get("ci95") or (e["value"], e["value"])
+        return f"{e['value']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]".rjust(22)
+
+    lines = ["policies on the same held-out logged decisions (95% intervals):",
+             f"{'policy':11s}" + "".join(f"{n.upper():>22s}" for n in ("ips", "snips", "dm", "dr"))
+             + f"{'ESS':>7s}  difference to BoTr"]
+    for name, r in policies.items():
+        if "estimates" not in r:
+            lines.append(f"{name:11s} unavailable: {r.get('unavailable')}")
+            continue
+        e = r["estimates"]
+        vs = r.get("vs_botr")
+        diff = (f"  {vs['estimator'].upper()} {vs['difference']:+.3f} [{vs['ci95'][0]:+.3f}, {vs['ci95'][1]:+.3f}]"
+                if vs else "")
+        lines.append(f"{name:11s}" + "".join(cell(e.get(n)) for n in ("ips", "snips", "dm", "dr"))
+                     + f"{r.get('ess', 0):7.0f}{diff}")
+    return "\n".join(lines)
+
+
 def render_table(report: dict) -> str:
-    """Fixed-width table of one report: accuracy, interval vs BoTr, PGR per method."""
-    headroom = render_headroom(report.get("repeat_headroom"))
-    return _render_table(report) + (f"\n{headroom}" if headroom else "")
+    """Fixed-width table of one report: accuracy, interval vs BoTr, PGR per method; on partial logs with
+    propensities the policies side by side; and the repeat ceiling."""
+    extra = [x for x in (render_policies(report.get("policies")), render_headroom(report.get("repeat_headroom")))
+             if x]
+    return "\n".join([_render_table(report), *extra])
 
 
 def _render_table(report: dict) -> str:

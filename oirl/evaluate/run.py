@@ -187,9 +187,10 @@ def evaluate(logs: pd.DataFrame, embedder, *, dataset: str = "custom", protocol:
 
 PARTIAL_LOGS = ("no test query has a logged outcome for every candidate prompt (partial logs, e.g. one prompt "
                 "per query), so the accuracy of a policy cannot be read off the logs: random, BoTr, Prompt-OIRL "
-                "and oracle accuracies are not reported. Off-policy estimates (IPS, SNIPS, DR) need logged "
-                "propensities and come with the decision log. Reported instead: the reward model's log loss on "
-                "the held-out observations, next to the per-prompt base rate.")
+                "and oracle accuracies are not reported. Where the logs carry propensities, the task's policies "
+                "are compared off-policy below (IPS, SNIPS, DM, DR on the held-out decisions). Reported "
+                "instead: the reward model's log loss on the held-out observations, next to the per-prompt "
+                "base rate.")
 
 
 def partial_report(logs: pd.DataFrame, embedder, split, train_prompts: list[int], *, dataset: str, protocol: str,

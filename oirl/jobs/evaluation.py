@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -87,6 +88,7 @@ def run_evaluation(factory, embedder, p: EvaluationParams, progress=lambda f: No
         raise JobError(f"no observations in the store for task={p.task!r}, llm={p.llm!r}")
     if p.policy is not None:
         report = run_policy_evaluation(factory, registry, embedder, logs, p)
+        report.pop("_terms", None)
         return {"report": report, "plot_png_base64": base64.b64encode(plot_estimates(report)).decode()}
     if p.max_queries is not None:
         ids = np.sort(logs["query_index"].unique())
@@ -105,8 +107,67 @@ def run_evaluation(factory, embedder, p: EvaluationParams, progress=lambda f: No
         raise JobError(f"evaluation cannot run on these logs: {exc}") from exc
     report["task"] = p.task
     report["repeat_headroom"] = headroom_of(logs, p.n_boot, p.seed)
-    png = plot_methods(report)
+    if report.get("information") == "partial" and registry is not None and logs["propensity"].notna().any():
+        report["policies"] = compare_policies(factory, registry, embedder, logs, p)
+    png = plot_policies(report) if report.get("policies") else plot_methods(report)
     return {"report": report, "plot_png_base64": base64.b64encode(png).decode()}
+
+
+COMPARED = ("champion", "challenger", "botr", "uniform")
+
+
+def compare_policies(factory, registry, embedder, logs: pd.DataFrame, p: EvaluationParams) -> dict:
+    """On logs with propensities, the answer to "is it better?": champion, challenger, BoTr and uniform on the
+    same held-out decisions (IPS, SNIPS, DM, DR with 95% intervals and ESS), and each one's DR (else IPS)
+    difference to BoTr with a paired 95% interval over whole queries. A policy that cannot be judged
+    (no challenger, say) is listed with the reason."""
+    from oirl.evaluate.metrics import paired_bootstrap_ci
+
+    out, terms = {}, {}
+    for name in COMPARED:
+        try:
+            report = run_policy_evaluation(factory, registry, embedder, logs, replace(p, policy=name))
+        except JobError as exc:
+            out[name] = {"unavailable": str(exc)}
+            continue
+        terms[name] = report.pop("_terms", None)
+        out[name] = report
+    base = terms.get("botr")
+    for name, t in terms.items():
+        if name == "botr" or base is None or t is None:
+            continue
+        kind = "dr" if "dr" in t and "dr" in base else "ips"
+        lo, hi = paired_bootstrap_ci(t[kind], base[kind], n_boot=min(p.n_boot, 2000), seed=p.seed,
+                                     groups=t["_groups"])
+        out[name]["vs_botr"] = {"estimator": kind, "difference": float(t[kind].mean() - base[kind].mean()),
+                                "ci95": [lo, hi]}
+    return out
+
+
+def plot_policies(report: dict) -> bytes:
+    """Each compared policy's DR (else IPS) estimate with its 95% interval, BoTr's as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 3.4), dpi=100)
+    ax = fig.subplots()
+    shown = [(n, r) for n, r in report["policies"].items() if r.get("estimates")]
+    for i, (name, r) in enumerate(shown):
+        e = r["estimates"].get("dr") or r["estimates"]["ips"]
+        lo, hi = e["ci95"] or (e["value"], e["value"])
+        ax.errorbar(i, e["value"], yerr=[[e["value"] - lo], [hi - e["value"]]], fmt="o", capsize=5,
+                    color="tab:gray" if name in ("botr", "uniform") else "tab:orange")
+    ax.set_xticks(range(len(shown)), [n for n, _ in shown])
+    ax.set_xlim(-0.5, max(len(shown), 1) - 0.5)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("estimated value (DR, else IPS)")
+    ax.set_title(f"{report.get('task')}: policies on the held-out logged decisions")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
 
 
 def headroom_of(logs: pd.DataFrame, n_boot: int, seed: int) -> dict:

@@ -108,7 +108,9 @@ def test_production_shaped_logs_from_import_to_a_served_promoted_model(cli_env, 
     assert "default prompt: " in trained.output and "bootstrap resamples" in trained.output
     models = invoke("models", "list")
     assert "v1" in models.output and "fruit" in models.output and "[challenger]" in models.output
-    assert invoke("models", "promote", "1").exit_code == 0
+    first = invoke("models", "promote", "1")
+    assert first.exit_code == 0 and "champion none -> v1" in first.output
+    assert "v1 is already the champion; nothing changed" in invoke("models", "promote", "1").output
 
     out = invoke("select", "banana question 999 about bananas and number 999", "--json")
     assert out.exit_code == 0, out.output
@@ -132,7 +134,15 @@ def test_production_shaped_logs_from_import_to_a_served_promoted_model(cli_env, 
     assert report.exit_code == 0, report.output
     assert "cannot be read off the logs" in report.output and "held-out log loss" in report.output
     assert "repeat ceiling:" in report.output
-    assert json.loads((tmp_path / "r.json").read_text())["information"] == "partial"
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["information"] == "partial"
+    # logs with propensities: the policies side by side, on the same held-out decisions, each against BoTr
+    assert "policies on the same held-out logged decisions" in report.output
+    policies = saved["policies"]
+    assert list(policies) == ["champion", "challenger", "botr", "uniform"]
+    assert policies["botr"]["estimates"]["ips"]["ci95"] and "vs_botr" not in policies["botr"]
+    vs = policies["uniform"]["vs_botr"]
+    assert vs["estimator"] == "dr" and vs["ci95"][0] <= vs["difference"] <= vs["ci95"][1]
     assert (tmp_path / "r.png").read_bytes().startswith(b"\x89PNG")
 
 
