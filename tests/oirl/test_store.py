@@ -72,6 +72,36 @@ def test_import_is_idempotent_and_reads_back(store):
     assert table.rows.sum() == 6 and table.accuracy.between(0, 1).all()
 
 
+def test_concurrent_imports_each_count_only_their_own_rows(store):
+    """Eight batches at once, half of each shared with the others: before, the count came from the whole
+    table before and after, and concurrent requests reported each other's rows (even negative counts)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from oirl.store.engine import transaction
+    from oirl.store.logs import count_observations
+
+    def batch(n: int) -> pd.DataFrame:
+        keys = [f"shared-{i}" for i in range(100)] + [f"own-{n}-{i}" for i in range(100)]
+        return pd.DataFrame({"task": "toy", "external_key": keys, "query": keys, "prompt": "p: ", "reward": 1.0,
+                             "llm": "m", "split": "train"})
+
+    def run(n: int):
+        for _attempt in range(20):  # SQLite serialises writers: a busy store is retried, as a client would
+            try:
+                with transaction(store) as s:
+                    return import_observations(s, batch(n), source="test").inserted
+            except Exception as exc:  # noqa: BLE001 - "database is locked" / serialisation failures only
+                if "locked" not in str(exc) and "serializ" not in str(exc) and "duplicate" not in str(exc):
+                    raise
+        raise AssertionError("the store stayed busy")
+
+    with ThreadPoolExecutor(8) as pool:
+        inserted = list(pool.map(run, range(8)))
+    with store() as s:
+        stored = count_observations(s)
+    assert stored == 100 + 8 * 100 and sum(inserted) == stored and all(100 <= n <= 200 for n in inserted)
+
+
 def test_repeated_tries_are_observations_and_reimport_adds_nothing(store):
     """The same query and prompt tried three times (two right, one wrong) is three observations."""
     one = _rows(1).iloc[[0]]
