@@ -7,7 +7,8 @@ One place so a new field or route gets the same rules by naming a type, not by r
 - ``NonEmptyText``: ``SafeText`` with at least one non-blank character.
 - ``StrictInt``: a JSON integer; ``false`` or ``1.5`` or ``"3"`` is refused, not coerced.
 - ``DbInt`` / ``DB_INT_MAX``: an id that fits the store's INTEGER columns (PostgreSQL: 32 bits).
-- ``FiniteFloat``: no NaN / Infinity (``1e999`` parses as Infinity); JSON columns cannot hold them.
+- ``FiniteFloat``: a JSON number (an integer is fine, ``true`` or ``"0.5"`` is not), no NaN / Infinity
+  (``1e999`` parses as Infinity); JSON columns cannot hold them.
 - ``JsonObject``: free-form parameters (e.g. backend params): finite numbers, safe strings, bounded depth.
 - ``UTCDateTime``: a datetime that always carries an offset (SQLite hands back naive UTC values).
 - ``TaskName`` / ``LlmName`` / ``SplitName`` / ``DecisionId``: names bounded by the store's columns,
@@ -85,7 +86,7 @@ SafeText = Annotated[str, AfterValidator(check_text)]
 NonEmptyText = Annotated[str, Field(min_length=1), AfterValidator(check_text), AfterValidator(check_not_blank)]
 StrictInt = Annotated[int, Strict()]
 DbInt = Annotated[int, Strict(), Field(ge=1, le=DB_INT_MAX)]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False), Strict()]  # a JSON number: `true` is not 1.0
 # The store's column widths (oirl.store.models): tasks.name 64, llm 128, split 16, decisions.id 64.
 TASK_NAME_MAX, LLM_NAME_MAX, SPLIT_NAME_MAX, DECISION_ID_MAX = 64, 128, 16, 64
 TaskName = Annotated[str, Field(min_length=1, max_length=TASK_NAME_MAX), AfterValidator(check_text)]

@@ -207,6 +207,8 @@ def validate(table: pd.DataFrame, task: str | None = None) -> ValidatedLogs:
         if not _blank(rec.get("logged_at")):
             try:
                 logged_at = pd.Timestamp(rec.get("logged_at"))
+                if pd.isna(logged_at):  # "NaT" parses as a missing time: a time was given, and it is not one
+                    raise ValueError("not a time")
                 logged_at = logged_at.tz_localize("UTC") if logged_at.tzinfo is None else logged_at.tz_convert("UTC")
             except (TypeError, ValueError):
                 reasons.append(f"logged_at must be an ISO 8601 time, got {rec.get('logged_at')!r}")

@@ -57,6 +57,10 @@ def test_log_limits_and_types(client, auth):
     assert r.status_code == 422 and "not a valid name" in r.json()["detail"]
     r = client.post("/v1/logs", json={"rows": [{**ROWS[0], "reward": 2}]}, headers=auth)
     assert r.status_code == 422 and "reward must be a number in [0, 1]" in r.json()["detail"]
+    r = client.post("/v1/logs", json={"rows": [{**ROWS[0], "propensity": True}]}, headers=auth)
+    assert r.status_code == 422 and "propensity" in r.text  # a boolean is not the probability 1.0
+    r = client.post("/v1/logs", json={"rows": [{**ROWS[0], "logged_at": "NaT"}]}, headers=auth)
+    assert r.status_code == 422 and "logged_at must be an ISO 8601 time, got 'NaT'" in r.json()["detail"]
 
 
 def test_register_prompt_then_select_with_it(client, auth):
