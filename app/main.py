@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import errors
+from app.limits import BodySizeLimit
 from app.metrics import Metrics, MetricsMiddleware
 from app.routes import admin, evaluations, feedback, health, live, logs, models, prompts, select, tasks, web
 from app.service import Service
@@ -42,5 +43,6 @@ def create_app(settings: Settings | None = None, *, embedder=None, training_embe
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")  # the console's CSS and JS
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)  # outermost: before parsing and auth
     errors.document(app)
     return app

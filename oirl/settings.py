@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     max_candidates: int = Field(default=64, ge=1, description="Most candidate prompts per selection request.")
     max_batch: int = Field(default=256, ge=1, description="Most queries per /v1/select/batch request.")
     max_log_rows: int = Field(default=10_000, ge=1, description="Most rows per POST /v1/logs request.")
+    max_body_bytes: int = Field(default=16 << 20, ge=1024, description="Largest request body, refused with 413 "
+                                "before it is parsed or authenticated (16 MiB: 10,000 log rows of ~1,600 "
+                                "characters, or a full /v1/select/batch of long queries).")
     max_prompt_chars: int = Field(default=8_000, ge=1, description="Longest prompt text accepted.")
     champion_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often each worker checks the champion alias and hot-swaps."

@@ -269,3 +269,24 @@ def test_a_starting_service_sweeps_what_a_crash_left(settings, minilm, training_
         wait_ready(c)
     assert not staging.exists() and not training.exists()
     assert (settings.resolved_artefact_dir / "1").is_dir()  # a real version is never touched
+
+
+def test_a_body_over_the_limit_is_refused_before_parsing_or_auth(settings, minilm, training_embedder):
+    small = settings.model_copy(update={"max_body_bytes": 64 * 1024})
+    with start_client(small, minilm, training_embedder) as c:
+        wait_ready(c)
+        big = json.dumps({"query": "x" * 100_000}).encode()
+        r = c.post("/v1/select", content=big, headers={"Content-Type": "application/json"})
+        problem(r, 413, "over the limit of 65,536 bytes (OIRL_MAX_BODY_BYTES)")
+        # a write route says 413 before 401: the body is never parsed for a client without a token
+        r = c.post("/v1/logs", content=big, headers={"Content-Type": "application/json"})
+        problem(r, 413, "OIRL_MAX_BODY_BYTES")
+
+        def chunks():  # no Content-Length: counted as it arrives
+            for _ in range(100):
+                yield b" " * 1024
+
+        r = c.post("/v1/select", content=chunks(), headers={"Content-Type": "application/json"})
+        problem(r, 413, "more bytes than that")
+        ok = c.post("/v1/select", json={"query": "What is 2 + 2?"})  # and the service goes on
+        assert ok.status_code == 200, ok.text
