@@ -225,6 +225,8 @@ class ModelRegistry:
             current = repo.alias_version_id(s, task_id, repo.CHAMPION)
             if current == version:
                 return AliasMove(info.task, repo.CHAMPION, version, current)
+            if not force:
+                check_job_finished(s, info)
             if not force and current is not None:
                 check_gate(info.metrics, version, current)
             # The prefix keeps a user's reason from ever reading as a rollback in the history.
@@ -255,6 +257,17 @@ class ModelRegistry:
         if current is None or len(stack) < 2:
             raise PromotionRefused(f"task {task!r} has no previous champion to roll back to")
         return current, stack[-2]
+
+
+def check_job_finished(s: Session, info: VersionInfo) -> None:
+    """Refuse a version whose job failed after registering it (killed between the version's commit and its
+    own finish): what a failed job made is never promoted without force."""
+    from oirl.store.jobs_repo import FAILED, get_job
+
+    job = get_job(s, info.job_id) if info.job_id else None
+    if job is not None and job.status == FAILED:
+        raise PromotionRefused(f"version {info.id} was registered by job {job.id}, which then failed ({job.error}); "
+                               "retrain, or force the promotion to override")
 
 
 def check_gate(metrics: dict, version: int, champion: int) -> None:

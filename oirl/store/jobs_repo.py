@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from oirl.store.models import Job, utcnow
@@ -87,21 +87,32 @@ def finish(session: Session, job_id: str, worker: str, result: dict[str, Any] | 
 def reap_stale(session: Session, stale_after: timedelta, now: datetime | None = None) -> int:
     """Fail running jobs whose heartbeat is older than ``stale_after`` (their worker died)."""
     now = now or utcnow()
-    return session.execute(
-        update(Job)
-        .where(Job.status == RUNNING, Job.heartbeat_at < now - stale_after)
-        .values(status=FAILED, finished_at=now, error="worker stopped sending heartbeats (crash or restart); "
-                                                       "the job did not finish and nothing it wrote is in use")
-    ).rowcount
+    where = (Job.status == RUNNING, Job.heartbeat_at < now - stale_after)
+    return _fail(session, where, now, "worker stopped sending heartbeats (crash or restart); the job did not "
+                                      "finish and nothing it wrote is in use")
 
 
 def reap_worker(session: Session, worker: str) -> int:
     """Fail every job still marked running by ``worker`` (called when that worker restarts)."""
-    now = utcnow()
-    return session.execute(
-        update(Job).where(Job.status == RUNNING, Job.worker == worker)
-        .values(status=FAILED, finished_at=now, error="worker restarted while the job was running")
-    ).rowcount
+    return _fail(session, (Job.status == RUNNING, Job.worker == worker), utcnow(),
+                 "worker restarted while the job was running; nothing it wrote is in use")
+
+
+def _fail(session: Session, where: tuple, now: datetime, error: str) -> int:
+    """Fail the jobs matching ``where`` and take back what they registered: a worker killed right after
+    its version row committed (job at progress 1.0) left that version as the task's challenger, and it
+    promoted. The version row stays (its history), but no alias points at it and ``promote`` refuses it
+    without force (``ModelRegistry.promote``: its job failed)."""
+    from oirl.store.models import Alias, ModelVersion
+    from oirl.store.registry_repo import CHALLENGER
+
+    ids = list(session.execute(update(Job).where(*where).values(status=FAILED, finished_at=now, error=error)
+                               .returning(Job.id)).scalars())
+    if not ids:
+        return 0
+    made = select(ModelVersion.id).where(ModelVersion.job_id.in_(ids))
+    session.execute(delete(Alias).where(Alias.name == CHALLENGER, Alias.version_id.in_(made)))
+    return len(ids)
 
 
 def counts(session: Session) -> dict[tuple[str, str], int]:

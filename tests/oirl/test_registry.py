@@ -242,3 +242,30 @@ def test_watcher_start_and_stop_race_safely(registry):
     stopped.stop()
     stopped.start()  # a stopped watcher stays stopped
     assert stopped._thread is None
+
+
+def test_a_version_whose_job_died_after_registering_it_is_not_in_use(store, bundle, tmp_path):
+    """kill -9 right after the version row committed (job at progress 1.0): the job is reaped as failed,
+    so its version must not stay the challenger nor promote without force (SQLite and PostgreSQL)."""
+    from datetime import timedelta
+
+    from oirl.store import jobs_repo
+    from oirl.store.engine import transaction
+
+    create_task(store, TaskSpec(name="a", prompts=["x", "y"]))
+    registry = ModelRegistry(store, tmp_path / "models")
+    first = registry.register(bundle())
+    registry.promote(first.id)
+    with transaction(store) as s:
+        job = jobs_repo.create_job(s, "retrain", {})
+        jobs_repo.claim_next(s, "worker-1")
+    made = registry.register(bundle(gate=gate("pass", first.id)), job_id=job.id, alias="challenger")
+    assert registry.alias("a", "challenger") == made.id
+    # ... the worker dies here; another one reaps the job once its heartbeat is stale
+    with transaction(store) as s:
+        assert jobs_repo.reap_stale(s, timedelta(seconds=-1)) == 1
+    assert registry.alias("a", "challenger") is None
+    with pytest.raises(PromotionRefused, match=f"registered by job {job.id}, which then failed"):
+        registry.promote(made.id)
+    assert registry.alias("a", "champion") == first.id
+    assert registry.promote(made.id, force=True).version == made.id  # an operator may still take it
