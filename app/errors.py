@@ -111,6 +111,8 @@ async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
         # FastAPI answers an undecodable body with a bare 400; it is invalid JSON like any other.
         return problem(422, f"invalid JSON: the body is not UTF-8 (byte {exc.__cause__.start})", request)
+    if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+        return problem(422, "invalid JSON: nested deeper than the parser allows", request)
     return problem(exc.status_code, detail, request, headers=headers or None)
 
 

@@ -237,6 +237,12 @@ def test_invalid_utf8_is_a_422_problem(client):
     problem(r, 422, "invalid JSON", "not UTF-8")
 
 
+def test_json_nested_past_the_parser_is_a_422_problem(client):
+    deep = b'{"query": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    problem(client.post("/v1/select", content=deep, headers={"Content-Type": "application/json"}), 422,
+            "nested deeper than the parser allows")
+
+
 def test_an_unexpected_error_is_a_problem_that_closes_the_connection(settings, minilm, training_embedder):
     import httpx
     from service_support import live_server
