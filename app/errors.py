@@ -43,8 +43,9 @@ def problem(status: int, detail: str, request: Request | None = None, headers: d
         detail = redact_paths(detail, server_roots(request))
     body: dict[str, Any] = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
                             "detail": detail}
-    if request is not None:
-        body["instance"] = request.url.path
+    if request is not None:  # the path as sent, cut: a 10 MB name must not come back in the answer
+        path = request.url.path
+        body["instance"] = path if len(path) <= 200 else path[:200] + "…"
     if errors:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)

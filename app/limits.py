@@ -44,7 +44,7 @@ class BodySizeLimit:
         what = f"{size:,} bytes" if size is not None else "more bytes than that"
         body = json.dumps({"type": "about:blank", "title": HTTPStatus(413).phrase, "status": 413,
                            "detail": f"the request body is {what}, over the limit of {self.max_bytes:,} bytes "
-                                     "(OIRL_MAX_BODY_BYTES)", "instance": scope.get("path")}).encode()
+                                     "(OIRL_MAX_BODY_BYTES)", "instance": (scope.get("path") or "")[:200]}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})

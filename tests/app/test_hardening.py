@@ -296,3 +296,20 @@ def test_a_body_over_the_limit_is_refused_before_parsing_or_auth(settings, minil
         problem(r, 413, "more bytes than that")
         ok = c.post("/v1/select", json={"query": "What is 2 + 2?"})  # and the service goes on
         assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize(("url", "body"), [
+    ("/v1/select", {"query": "q", "task": "t" * 1_000_000}),
+    ("/v1/select", {"query": "q" * 1_000_000}),
+    ("/v1/select", {"query": "q", "candidates": [{"text": "x" * 1_000_000}]}),
+    ("/v1/select/batch", {"queries": ["q" * 1_000_000]}),
+    ("/v1/logs", {"rows": [{"query": "q", "prompt": "p", "correct": True, "llm": "m" * 1_000_000}]}),
+])
+def test_a_refusal_never_echoes_unbounded_input(client, auth, url, body):
+    r = send(client, "POST", url, body, auth)
+    assert 400 <= r.status_code < 500 and len(r.content) < 4_000, (r.status_code, len(r.content))
+
+
+def test_an_unknown_name_in_the_path_is_refused_without_echoing_it(client):
+    r = client.get("/v1/tasks/" + "t" * 30_000)
+    assert r.status_code == 422 and len(r.content) < 4_000
