@@ -16,7 +16,7 @@ export OIRL_MIRROR_DIR ?= $(MIRROR)
 endif
 
 .PHONY: run test install lint bench bench-agree bench-import bench-quality bench-train bench-embed bench-serve bench-encoders bench-rlhf \
-	bench-ope bench-loop bench-partial bench-decisions bench-replicas bench-scale clean
+	bench-ope bench-loop bench-partial bench-synthetic bench-decisions bench-replicas bench-scale clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-loop: install
 
 bench-partial: install
 	$(BIN)/python benchmarks/partial_logs.py
+
+# Known-truth tasks shaped like a small team's logs (one prompt per query), default backend vs heads.
+bench-synthetic: install
+	$(BIN)/python benchmarks/synthetic_tasks.py --variants default backend=heads
 
 bench-decisions: install
 	$(BIN)/python benchmarks/decision_overhead.py --root $(or $(OIRL_MIRROR_DIR),$(HOME)/.local/share/prompt-oirl/benchmark)

@@ -192,6 +192,17 @@ def captured(value: float, ref: dict) -> float:
     return (value - ref["best_single"]) / gap if gap > 1e-9 else float("nan")
 
 
+def markdown_table(summary: pd.DataFrame) -> str:
+    """``mean [min, max]`` per measure, one row per setting and variant (no extra dependency)."""
+    measures = [m for m in dict.fromkeys(c[0] for c in summary.columns)
+                if summary[(m, "mean")].notna().any()]  # captured is undefined where no prompt choice matters
+    lines = ["| setting | variant | " + " | ".join(measures) + " |", "| --- | --- |" + " --- |" * len(measures)]
+    for (setting, variant), row in summary.iterrows():
+        cells = [f"{row[(m, 'mean')]:+.3f} [{row[(m, 'min')]:+.3f}, {row[(m, 'max')]:+.3f}]" for m in measures]
+        lines.append(f"| {setting} | {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _number(text: str):
     for kind in (int, float):
         try:
@@ -208,7 +219,8 @@ def parse_setting(name: str) -> tuple[str, int, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--root", type=Path, default=Path(os.environ.get("OIRL_MIRROR_DIR", "../shared/data")))
+    ap.add_argument("--root", type=Path, default=None, help="benchmark files (default: OIRL_MIRROR_DIR, else the "
+                    "verified download of `oirl data fetch`); its texts make the tasks")
     ap.add_argument("--settings", nargs="+", default=["strong-1000-uniform", "strong-300-uniform",
                                                       "strong-3000-egreedy", "none-1000-uniform"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -220,7 +232,12 @@ def main() -> None:
     args = ap.parse_args()
 
     from oirl.embed import make_embedder
+    from oirl.settings import get_settings
 
+    if args.root is None:
+        args.root = Path(os.environ.get("OIRL_MIRROR_DIR") or get_settings().resolved_benchmark_dir)
+    if not (args.root / "hh-rlhf").is_dir():
+        ap.error(f"no benchmark files at {args.root}: pass --root, set OIRL_MIRROR_DIR, or run `oirl data fetch`")
     embedder = make_embedder()
     kinds = sorted({k for t in TABLES.values() for k in t})
     texts = {k: kind_texts(args.root, k) for k in kinds}
@@ -259,7 +276,7 @@ def main() -> None:
         f" in {meta['seconds']} s. captured = (value − best single prompt) / (per-kind oracle − best single "
         "prompt), on test texts never logged, values exact under the table; `served_minus_botr`: the served "
         "policy against its own default prompt (BoTr on the logs). Per setting and variant: mean, min and max "
-        "over the seeds.\n\n" + summary.to_markdown() + "\n")
+        "over the seeds.\n\n" + markdown_table(summary) + "\n")
     print(summary.to_string())
 
 
