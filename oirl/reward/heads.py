@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import expit  # no overflow warning at large |logit|
 
 LAMBDA_PATH = (3000.0, 1000.0, 300.0, 100.0, 30.0, 10.0, 3.0, 1.0)
 UNSEEN_TEMPERATURE = 0.05
@@ -100,7 +101,7 @@ class HeadsBackend:
         def loss_grad(theta):
             b, v, a, H, c = self._unpack(theta, d, k, e)
             logit = b + x @ v + onehot @ a + ((x @ H.T) * onehot).sum(axis=1) + z @ c  # (n,)
-            p = 1.0 / (1.0 + np.exp(-logit))
+            p = expit(logit)
             r = w * (p - y)  # d loss / d logit, (n,)
             grad = np.concatenate([[r.sum()], x.T @ r + lam * v, onehot.T @ r + la * a,
                                    ((onehot * r[:, None]).T @ x + lam * H).ravel(), z.T @ r + lc * c])
@@ -155,7 +156,7 @@ class HeadsBackend:
     def _predict(self, x: np.ndarray, weights: np.ndarray, z: np.ndarray) -> np.ndarray:
         own = weights @ self.a_ + ((x @ self.H_.T) * weights).sum(axis=1)  # (n,) the prompt's own terms
         logit = self.b_ + x @ self.v_ + own + z @ self.c_
-        return 1.0 / (1.0 + np.exp(-logit))
+        return expit(logit)
 
     def predict(self, X) -> np.ndarray:
         q, p, z = self._split(X)

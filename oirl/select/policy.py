@@ -262,7 +262,9 @@ def calibrate_margin_offpolicy(scores: np.ndarray, obs_row: np.ndarray, obs_prom
     gain = value(best) - default_v
     # Cross-fitting: the τ scanned on each half is judged on the other, so every question tests a τ
     # chosen without it, and the test has all of them (one direction only, as before, tested on half
-    # the questions and trusted no model on the synthetic tasks' 1,000-row logs in 3 of 4 runs).
+    # the questions: on the synthetic tasks with the heads backend it trusted no model in 2 of 4 runs at
+    # 1,000 uniform rows and 4 of 4 at 3,000 epsilon-greedy rows; both directions: 0.52 / 0.65 / 0.43 of
+    # the per-kind gain captured at 1,000 rows with out-of-fold scores, against 0 / 0.63 / 0 on the split).
     pick = np.random.default_rng(seed).permutation(rows)
     halves = np.sort(pick[: len(pick) // 2]), np.sort(pick[len(pick) // 2:])
     terms = np.zeros(n_q)
