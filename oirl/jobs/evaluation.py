@@ -145,7 +145,7 @@ def compare_policies(factory, registry, embedder, logs: pd.DataFrame, p: Evaluat
 
 
 def plot_policies(report: dict) -> bytes:
-    """Each compared policy's DR (else IPS) estimate with its 95% interval, BoTr's as a line."""
+    """Each compared policy's DR (else IPS) estimate with its 95% interval (BoTr and uniform in grey)."""
     import matplotlib
 
     matplotlib.use("Agg")
