@@ -250,6 +250,7 @@ def test_evaluation_runs_and_shows_table_and_plots(page):
     assert charts.count() == 2  # method comparison with intervals, accuracy against K
     assert "Accuracy against K" in charts.nth(1).inner_html()
     assert page.locator("table.evaluations tbody tr").count() == 2
+    assert "Repeat ceiling: no query was tried more than once" in detail.inner_text()  # every toy query is new
     shot(page, "evaluations")
 
 

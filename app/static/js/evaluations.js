@@ -63,6 +63,8 @@ function opeBlocks(report) {
       o.prompt ? h("p", { class: "muted" }, "the constant prompt: ", h("span", { class: "prompt-text" }, o.prompt)) : null,
       typeof o.logged_reward === "number" ? note(`The logging policy's observed mean reward: ${num(o.logged_reward)}`
         + (o.ess !== undefined ? `; effective sample size ${num(o.ess, 0)}.` : ".")) : null,
+      o.vs_botr ? note(`Against BoTr on the same decisions: ${o.vs_botr.estimator.toUpperCase()} difference `
+        + `${num(o.vs_botr.difference)} ${interval(o.vs_botr.ci95)}.`) : null,
       items.length ? intervalChart(items, { min: Math.min(0, ...values), max: Math.max(1, ...values),
         title: "estimated value of the policy, 95% interval" }) : null,
       entries.length ? table(["estimator", "value", "95% CI"], entries.map(([k, e]) => h("tr", {}, h("td", {}, k.toUpperCase()),
@@ -108,6 +110,14 @@ function reportView(evaluation, all) {
     parts.push(methodTable(r), methodChart(r));
   }
   parts.push(...opeBlocks(r));
+  const ceiling = r.repeat_headroom;
+  if (ceiling?.n_texts) {
+    parts.push(note(`Repeat ceiling: picking per query from its other tries gains ${num(ceiling.gain)} `
+      + `${interval(ceiling.ci95)} over the default prompt (${ceiling.n_held_out_tries} held-out tries of `
+      + `${ceiling.n_texts} repeated queries): the most per-query selection can give on these logs.`));
+  } else if (ceiling?.note) {
+    parts.push(note(`Repeat ceiling: ${ceiling.note}.`));
+  }
   const curve = r.information === "full" ? kCurve(evaluation, all) : null;
   if (curve) parts.push(curve);
   parts.push(plotFigure(evaluation));
