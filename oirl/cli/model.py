@@ -23,7 +23,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the default embedder ships with 
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", "-t", help="Task (see `oirl tasks list`); default: OIRL_DEFAULT_TASK, or the only task.")]
 LlmOpt = Annotated[str | None, typer.Option(help="Only this LLM's observations (default: every LLM of the task).")]
-BackendOpt = Annotated[str, typer.Option(help="Reward-model backend: lightgbm (default), xgboost or mlp.")]
+BackendOpt = Annotated[str, typer.Option(help="Reward-model backend: lightgbm (default), xgboost, mlp, or heads (a "
+                                              "head per prompt: for a few hundred tries per prompt).")]
 FeaturesOpt = Annotated[str, typer.Option(
     help="Pair features: concat+knn (default, measured best), concat (the paper's) or concat+product.")]
 SeedOpt = Annotated[int, typer.Option(help="Seeds subsamples, the validation split and the backend.")]
