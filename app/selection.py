@@ -285,17 +285,17 @@ class Selector:
                 # the same rule as every other path
                 chosen = apply_policy(scores, texts, first.model.policy, allow_unseen=first.allow_unseen)
                 default = first.model.policy.default_index_in(texts) if first.model.policy else None
+                seen = known_mask(first.model.policy, texts)  # once per candidate set, not per query
                 for row, n in enumerate(members):
-                    out[n] = _scored(items[n], chosen, row, default, first.model.policy)
+                    out[n] = _scored(items[n], chosen, row, default, first.model.policy, seen)
             except Exception as exc:
                 for n in members:
                     out[n] = exc
         return out
 
 
-def _scored(item: Item, chosen, row: int, default_index: int | None, policy) -> Scored:
+def _scored(item: Item, chosen, row: int, default_index: int | None, policy, seen: np.ndarray) -> Scored:
     cands = item.candidates
-    seen = known_mask(policy, [c.text for c in cands])
     ranking = [{"prompt": {"id": cands[j].id, "text": cands[j].text}, "p_correct": float(chosen.scores[row, j]),
                 "seen": bool(seen[j])} for j in chosen.ranking[row][: item.top_k or len(cands)]]
     fallback = bool(chosen.fallback[row])
