@@ -72,8 +72,14 @@ def best_prompt_by_value(logs: pd.DataFrame) -> str:
     """BoTr: the prompt with the best mean reward, self-normalised IPS where every row has a propensity
     (``BOTR_PROPENSITY_CLIP``), else the plain mean; ties by text hash. Training's default prompt and
     the off-policy ``botr`` policy both use it."""
-    table = TrainingTable.from_logs(logs, propensity_weights(logs, BOTR_PROPENSITY_CLIP))
+    table = botr_table(logs)
     return table.prompts[table.best_prompt()]
+
+
+def botr_table(logs: pd.DataFrame) -> TrainingTable:
+    """The outcomes BoTr is chosen on: self-normalised IPS weights 1/max(μ, BOTR_PROPENSITY_CLIP) where every
+    row has a propensity, else unweighted."""
+    return TrainingTable.from_logs(logs, propensity_weights(logs, BOTR_PROPENSITY_CLIP))
 
 
 def default_prompt_evidence(logs: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> dict:
@@ -81,7 +87,7 @@ def default_prompt_evidence(logs: pd.DataFrame, n_boot: int = 200, seed: int = 0
     a bootstrap over questions picks the same best prompt, and the 95% interval of its lead over the
     runner-up. With a few hundred tries per prompt and gaps of a few points, BoTr is often another
     prompt than the truly best (benchmarks/synthetic_tasks.py, the "none" table at 1,000 rows)."""
-    table = TrainingTable.from_logs(logs, propensity_weights(logs, BOTR_PROPENSITY_CLIP))
+    table = botr_table(logs)  # the same rule as best_prompt_by_value
     best = table.best_prompt()
     n_p, n_q = len(table.prompts), len(table.queries)
     value = table.prompt_success()
